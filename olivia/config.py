@@ -1,0 +1,175 @@
+"""One :class:`Config` for a node: defaults, overridden by TOML, overridden by flags.
+
+Each setting is declared once, as a dataclass field whose metadata carries its
+TOML key, its one-line help and its validation.  The loader, the flag parser,
+the error messages and the check that ``config.toml`` lists every key all read
+that one declaration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_FILE = Path("config.toml")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message is the one line to print."""
+
+
+def _setting(default: Any, help: str, check: str = "", **limits: Any) -> Any:
+    """A Config field: ``check`` names a validator in ``_CHECKS``."""
+    metadata = {"help": help, "check": check, **limits}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a node.  ``name`` and ``advertise`` left empty are
+    derived from the listen address once the port is bound."""
+
+    host: str = _setting("127.0.0.1", "address to listen on", "host")
+    port: int = _setting(5454, "TCP port for clients and peers (0 picks a free one)", "int",
+                         min=0, max=65535)
+    name: str = _setting("", "node name, unique in the cluster; empty = HOST:PORT", "name")
+    advertise: str = _setting("", "HOST:PORT peers dial back; empty = the listen address",
+                              "address")
+    peers: tuple[str, ...] = _setting((), "seed peers to join, as [\"HOST:PORT\", ...]",
+                                      "addresses")
+    log_level: str = _setting("info", "one of debug, info, warning, error", "log_level")
+    max_line_bytes: int = _setting(1048576, "longest request line; longer ones close the "
+                                   "connection", "int", min=64, max=1 << 30)
+    max_clients: int = _setting(10000, "open client connections at most; more are refused",
+                                "int", min=1, max=1_000_000)
+    shutdown_timeout: float = _setting(3.0, "seconds to finish in-flight replies on "
+                                       "SIGTERM before closing", "float", min=0.0, max=60.0)
+
+    @classmethod
+    def setting_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str) -> Config:
+        """A copy with ``overrides`` applied, each validated; ``source`` names
+        where they came from for error messages (a file, or 'flag')."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        checked = {}
+        for key, value in overrides.items():
+            spec = fields.get(key)
+            if spec is None:
+                raise ConfigError(f"{source}: unknown key '{key}'")
+            checked[key] = _check(spec, value, source)
+        return dataclasses.replace(self, **checked)
+
+
+def _describe(spec: dataclasses.Field[Any]) -> str:
+    check = spec.metadata["check"]
+    lo, hi = spec.metadata.get("min"), spec.metadata.get("max")
+    return {
+        "int": f"an integer from {lo} to {hi}",
+        "float": f"a number from {lo} to {hi}",
+        "host": "a host name or IP address",
+        "name": "1-64 characters of A-Z a-z 0-9 _ . : -",
+        "address": "HOST:PORT (or empty)",
+        "addresses": "a list of \"HOST:PORT\" strings",
+        "log_level": "one of " + ", ".join(_LOG_LEVELS),
+    }[check]
+
+
+def _is_address(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) <= 65535)
+
+
+def _check(spec: dataclasses.Field[Any], value: Any, source: str) -> Any:
+    check = spec.metadata["check"]
+    lo: Any = spec.metadata.get("min")
+    hi: Any = spec.metadata.get("max")
+    ok = False
+    if check == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+    elif check == "float":
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and math.isfinite(value) and lo <= value <= hi)
+        value = float(value) if ok else value
+    elif check == "host":
+        ok = isinstance(value, str) and bool(value) and " " not in value and len(value) < 256
+    elif check == "name":
+        ok = isinstance(value, str) and (value == "" or bool(_NAME_RE.match(value)))
+    elif check == "address":
+        ok = value == "" or _is_address(value)
+    elif check == "addresses":
+        ok = isinstance(value, (list, tuple)) and all(_is_address(v) for v in value)
+        value = tuple(value) if ok else value
+    elif check == "log_level":
+        ok = value in _LOG_LEVELS
+    if not ok:
+        raise ConfigError(f"{source}: '{spec.name}' must be {_describe(spec)}, got {value!r}")
+    return value
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """TOML tables become dotted names: ``[bloom] fp_rate`` -> ``bloom_fp_rate``."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}_"))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read a TOML config file into setting-name -> raw value."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file '{path}': {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    return _flatten(data)
+
+
+def load(config_path: Path | None, flags: Mapping[str, Any]) -> Config:
+    """Defaults, then the config file (explicit, or ./config.toml if present),
+    then the flags that were given."""
+    config = Config()
+    if config_path is None and DEFAULT_CONFIG_FILE.is_file():
+        config_path = DEFAULT_CONFIG_FILE
+    if config_path is not None:
+        config = config.with_overrides(load_file(config_path), f"config file '{config_path}'")
+    return config.with_overrides(flags, "command line")
+
+
+def default_toml() -> str:
+    """The documented default config, as written to the repository's config.toml."""
+    lines = ["# Olivia node configuration: every key with its default value.",
+             "# Flags given on the command line override these.", ""]
+    defaults = Config()
+    for spec in dataclasses.fields(Config):
+        default = getattr(defaults, spec.name)
+        lines.append(f"# {spec.metadata['help']}")
+        lines.append(f"{spec.name} = {_toml_value(default)}")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,599 @@
+"""The Olivia line protocol, sans I/O.
+
+Everything here is a pure function or class over ``bytes``: the server, the
+clients, the peer links and the benchmark all use it, and none of it touches a
+socket.  Parsing returns command or reply objects, or raises a
+:class:`~olivia.errors.ProtocolError` whose message is fit to send back as
+``ERR``.  Formatting turns those objects back into wire bytes.
+
+Wire format (see docs/protocol.md for the full reference)::
+
+    request:  [TAG:]VERB[ ARGS]\\n      ARGS = item[,item...]
+    reply:    TAG:WORD[ PAYLOAD]\\n      (TAG empty when the request had none)
+
+Inside keys and values the five bytes ``% , : CR LF`` are percent-encoded;
+any other byte may be, and the parser decodes it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import ClassVar, NamedTuple
+
+from olivia.errors import (
+    BadEncodingError,
+    BadItemError,
+    BadTagError,
+    KeyTooLongError,
+    ProtocolError,
+    UnknownVerbError,
+    error_from_reply,
+)
+
+MAX_KEY_BYTES = 250
+# A TTL above a century is almost certainly a unit mistake (ms for s); refuse
+# it rather than keep a key forever by accident.
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600.0
+MAX_TAG_BYTES = 64
+
+# --------------------------------------------------------------------------
+# Percent-encoding of keys and values
+# --------------------------------------------------------------------------
+
+_RESERVED_SEARCH = re.compile(rb"[%,:\r\n]").search
+_TAG_MATCH = re.compile(rb"[A-Za-z0-9_.-]{1,64}\Z").match
+_TTL_MATCH = re.compile(rb"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z").match
+# Every two-character hex pair in either case, to its byte: a dict lookup is
+# both faster and stricter than int(..., 16), which accepts "+1" and " 1".
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+_HEX_PAIRS: dict[bytes, bytes] = {
+    (hi + lo).encode(): bytes([int(hi + lo, 16)]) for hi in _HEX_DIGITS for lo in _HEX_DIGITS
+}
+
+
+def encode_field(data: bytes) -> bytes:
+    """Canonical wire form of a key or value: the five reserved bytes escaped."""
+    if _RESERVED_SEARCH(data) is None:
+        return data
+    return (
+        data.replace(b"%", b"%25")
+        .replace(b",", b"%2C")
+        .replace(b":", b"%3A")
+        .replace(b"\r", b"%0D")
+        .replace(b"\n", b"%0A")
+    )
+
+
+def decode_field(data: bytes) -> bytes:
+    """Decode ``%XX`` escapes; raise BadEncodingError on a malformed one."""
+    if b"%" not in data:
+        return data
+    head, *rest = data.split(b"%")
+    out = [head]
+    for chunk in rest:
+        byte = _HEX_PAIRS.get(chunk[:2])
+        if byte is None:
+            raise BadEncodingError(
+                f"bad escape {show(b'%' + chunk[:2])} in {show(data)}: "
+                "'%' must be followed by two hex digits (write '%' itself as %25)"
+            )
+        out.append(byte)
+        out.append(chunk[2:])
+    return b"".join(out)
+
+
+def show(data: bytes, limit: int = 60) -> str:
+    """Quote client bytes for a one-line, printable error message."""
+    text = data[:limit].decode("utf-8", "backslashreplace")
+    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+    return "'" + text + ("...'" if len(data) > limit else "'")
+
+
+# --------------------------------------------------------------------------
+# Commands (client -> server)
+# --------------------------------------------------------------------------
+
+
+class TtlItem(NamedTuple):
+    """One ``key:value:ttl`` item of SETEX; ``ttl_text`` is echoed as sent."""
+
+    key: bytes
+    value: bytes
+    ttl: float
+    ttl_text: bytes
+
+    @classmethod
+    def of(cls, key: bytes, value: bytes, ttl: float) -> TtlItem:
+        """Build an item from a number of seconds, for clients."""
+        if not (math.isfinite(ttl) and 0 < ttl <= MAX_TTL_SECONDS):
+            raise ValueError(f"ttl must be > 0 and at most {MAX_TTL_SECONDS:.0f} seconds")
+        text = repr(float(ttl)).encode()
+        if b"e" in text:  # the wire takes plain decimals only
+            text = f"{ttl:.9f}".rstrip("0").encode()
+        return cls(key, value, float(text), text)
+
+
+def _join_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return b",".join(encode_field(k) + b":" + encode_field(v) for k, v in pairs)
+
+
+def _join_keys(keys: Iterable[bytes]) -> bytes:
+    return b",".join(encode_field(k) for k in keys)
+
+
+def _join_ttl_items(items: Iterable[TtlItem]) -> bytes:
+    return b",".join(
+        encode_field(i.key) + b":" + encode_field(i.value) + b":" + i.ttl_text for i in items
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Set:
+    WORD: ClassVar[bytes] = b'SET'
+    items: tuple[tuple[bytes, bytes], ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_pairs(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class SetEx:
+    WORD: ClassVar[bytes] = b'SETEX'
+    items: tuple[TtlItem, ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_ttl_items(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    WORD: ClassVar[bytes] = b'GET'
+    keys: tuple[bytes, ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_keys(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Del:
+    WORD: ClassVar[bytes] = b'DEL'
+    keys: tuple[bytes, ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_keys(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    WORD: ClassVar[bytes] = b'PING'
+    text: bytes = b""
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    WORD: ClassVar[bytes] = b'INFO'
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    WORD: ClassVar[bytes] = b'QUIT'
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPeers:
+    WORD: ClassVar[bytes] = b'REQUEST'
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b"PEERS"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBloomFilter:
+    WORD: ClassVar[bytes] = b'REQUEST'
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b"BLOOMFILTER"
+
+
+Command = Set | SetEx | Get | Del | Ping | Info | Quit | RequestPeers | RequestBloomFilter
+
+
+def _items(verb: str, args: bytes) -> list[bytes]:
+    if not args:
+        raise BadItemError(f"{verb} needs at least one item")
+    return args.split(b",")
+
+
+def _key(verb: str, item: bytes, raw_key: bytes) -> bytes:
+    key = decode_field(raw_key)
+    if not key:
+        raise BadItemError(f"empty key in {verb} item {show(item)}")
+    if len(key) > MAX_KEY_BYTES:
+        raise KeyTooLongError(
+            f"key too long in {verb} item {show(item)}: {len(key)} bytes (limit {MAX_KEY_BYTES})"
+        )
+    return key
+
+
+def _parse_set(tag: bytes, args: bytes) -> Set:
+    items = []
+    for item in _items("SET", args):
+        fields = item.split(b":")
+        if len(fields) != 2:
+            raise BadItemError(
+                f"SET item {show(item)} needs key:value; write ':' inside a key or value as %3A"
+            )
+        items.append((_key("SET", item, fields[0]), decode_field(fields[1])))
+    return Set(tuple(items), tag)
+
+
+def _parse_setex(tag: bytes, args: bytes) -> SetEx:
+    items = []
+    for item in _items("SETEX", args):
+        fields = item.split(b":")
+        if len(fields) != 3:
+            hint = "" if len(fields) < 3 else "; write ':' inside a key or value as %3A"
+            raise BadItemError(f"SETEX item {show(item)} needs key:value:ttl{hint}")
+        raw_key, raw_value, ttl_text = fields
+        ttl = float(ttl_text) if _TTL_MATCH(ttl_text) else 0.0
+        if not 0 < ttl <= MAX_TTL_SECONDS:
+            raise BadItemError(
+                f"SETEX item {show(item)} has a bad ttl {show(ttl_text)}: "
+                f"need seconds > 0 and at most {MAX_TTL_SECONDS:.0f} (decimals allowed, e.g. 0.25)"
+            )
+        items.append(TtlItem(_key("SETEX", item, raw_key), decode_field(raw_value), ttl, ttl_text))
+    return SetEx(tuple(items), tag)
+
+
+def _parse_keys(verb: str, args: bytes) -> tuple[bytes, ...]:
+    keys = []
+    for item in _items(verb, args):
+        if b":" in item:
+            raise BadItemError(
+                f"{verb} item {show(item)} needs a key only; write ':' inside a key as %3A"
+            )
+        keys.append(_key(verb, item, item))
+    return tuple(keys)
+
+
+def _no_args(verb: str, args: bytes | None) -> None:
+    if args:
+        raise BadItemError(f"{verb} takes no arguments")
+
+
+def _parse_request(tag: bytes, args: bytes | None) -> Command:
+    what, _, rest = (args or b"").partition(b" ")
+    what = what.upper()
+    if what == b"PEERS":
+        _no_args("REQUEST PEERS", rest)
+        return RequestPeers(tag)
+    if what == b"BLOOMFILTER":
+        _no_args("REQUEST BLOOMFILTER", rest)
+        return RequestBloomFilter(tag)
+    raise UnknownVerbError(f"unknown verb {show(b'REQUEST ' + what)}")
+
+
+def _parse_quit(tag: bytes, args: bytes | None) -> Quit:
+    _no_args("QUIT", args)
+    return Quit(tag)
+
+
+def _parse_info(tag: bytes, args: bytes | None) -> Info:
+    _no_args("INFO", args)
+    return Info(tag)
+
+
+# The verb table: upper-case verb -> parser(tag, args or None).
+_VERBS: dict[bytes, Callable[[bytes, bytes | None], Command]] = {
+    b"SET": lambda tag, args: _parse_set(tag, args or b""),
+    b"SETEX": lambda tag, args: _parse_setex(tag, args or b""),
+    b"GET": lambda tag, args: Get(_parse_keys("GET", args or b""), tag),
+    b"DEL": lambda tag, args: Del(_parse_keys("DEL", args or b""), tag),
+    b"PING": lambda tag, args: Ping(args or b"", tag),
+    b"INFO": _parse_info,
+    b"QUIT": _parse_quit,
+    b"REQUEST": _parse_request,
+}
+
+VERBS: tuple[str, ...] = tuple(sorted(verb.decode() for verb in _VERBS))
+
+
+def parse_request(line: bytes) -> Command | None:
+    """Parse one request line (without its LF) into a command.
+
+    Returns None for an empty line, which gets no reply.  Raises a
+    ProtocolError, tagged with the request's tag when it could be read.
+    """
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if not line:
+        return None
+    head, sep, args = line.partition(b" ")
+    tag = b""
+    if b":" in head:
+        tag, _, head = head.partition(b":")
+        if tag and not _TAG_MATCH(tag):
+            raise BadTagError(
+                f"invalid tag {show(tag)}: use 1-{MAX_TAG_BYTES} characters of A-Z a-z 0-9 _ . -"
+            )
+    parser = _VERBS.get(head.upper())
+    if parser is None:
+        raise UnknownVerbError(f"unknown verb {show(head)}", tag)
+    if b"\r" in args:
+        raise BadEncodingError("raw CR inside a request; write it as %0D", tag)
+    try:
+        return parser(tag, args if sep else None)
+    except ProtocolError as exc:
+        raise exc.with_tag(tag) from None
+
+
+def encode_request(command: Command) -> bytes:
+    """Wire bytes of a command, LF included (what a client sends)."""
+    payload = command.payload()
+    if isinstance(command, Ping) and (b"\n" in payload or b"\r" in payload):
+        raise ValueError("PING text cannot contain CR or LF")
+    head = command.tag + b":" + command.WORD if command.tag else command.WORD
+    return head + b" " + payload + b"\n" if payload else head + b"\n"
+
+
+# --------------------------------------------------------------------------
+# Replies (server -> client)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sat:
+    WORD: ClassVar[bytes] = b'SAT'
+    items: tuple[tuple[bytes, bytes], ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_pairs(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class SatEx:
+    WORD: ClassVar[bytes] = b'SATEX'
+    items: tuple[TtlItem, ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_ttl_items(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Got:
+    WORD: ClassVar[bytes] = b'GOT'
+    items: tuple[tuple[bytes, bytes], ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_pairs(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    WORD: ClassVar[bytes] = b'DELETED'
+    keys: tuple[bytes, ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return _join_keys(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    WORD: ClassVar[bytes] = b'PONG'
+    text: bytes = b""
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class InfoReply:
+    WORD: ClassVar[bytes] = b'INFO'
+    fields: tuple[tuple[str, str], ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return ",".join(f"{name}={value}" for name, value in self.fields).encode()
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Fulfilled:
+    WORD: ClassVar[bytes] = b'FULFILLED'
+    data: bytes
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return self.data
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    WORD: ClassVar[bytes] = b'BYE'
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    WORD: ClassVar[bytes] = b'ERR'
+    message: str
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return self.message.encode("utf-8", "backslashreplace")
+
+    def exception(self) -> Exception:
+        """The typed exception a client raises for this reply."""
+        return error_from_reply(self.message, self.tag)
+
+
+Reply = Sat | SatEx | Got | Deleted | Pong | InfoReply | Fulfilled | Bye | ErrorReply
+
+
+def encode_reply(reply: Reply) -> bytes:
+    """Wire bytes of a reply, LF included."""
+    payload = reply.payload()
+    head = reply.tag + b":" + reply.WORD
+    return head + b" " + payload + b"\n" if payload else head + b"\n"
+
+
+def error_line(message: str, tag: bytes = b"") -> bytes:
+    """``TAG:ERR message`` as bytes; the message is forced onto one line."""
+    one_line = message.replace("\r", " ").replace("\n", " ")
+    return tag + b":ERR " + one_line.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def _split_pairs(payload: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    if not payload:
+        return ()
+    pairs = []
+    for item in payload.split(b","):
+        key, sep, value = item.partition(b":")
+        if not sep or b":" in value:
+            raise ProtocolError(f"malformed reply item {show(item)}")
+        pairs.append((decode_field(key), decode_field(value)))
+    return tuple(pairs)
+
+
+def _split_keys(payload: bytes) -> tuple[bytes, ...]:
+    return tuple(decode_field(k) for k in payload.split(b",")) if payload else ()
+
+
+def _split_ttl_items(payload: bytes) -> tuple[TtlItem, ...]:
+    items = []
+    for item in payload.split(b","):
+        fields = item.split(b":")
+        if len(fields) != 3 or not _TTL_MATCH(fields[2]):
+            raise ProtocolError(f"malformed reply item {show(item)}")
+        items.append(TtlItem(decode_field(fields[0]), decode_field(fields[1]),
+                             float(fields[2]), fields[2]))
+    return tuple(items)
+
+
+def _split_info(payload: bytes) -> tuple[tuple[str, str], ...]:
+    fields = []
+    for item in payload.decode("utf-8", "replace").split(","):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ProtocolError(f"malformed INFO field {item!r}")
+        fields.append((name, value))
+    return tuple(fields)
+
+
+_REPLY_PARSERS: dict[bytes, Callable[[bytes, bytes], Reply]] = {
+    b"SAT": lambda tag, p: Sat(_split_pairs(p), tag),
+    b"SATEX": lambda tag, p: SatEx(_split_ttl_items(p), tag),
+    b"GOT": lambda tag, p: Got(_split_pairs(p), tag),
+    b"DELETED": lambda tag, p: Deleted(_split_keys(p), tag),
+    b"PONG": lambda tag, p: Pong(p, tag),
+    b"INFO": lambda tag, p: InfoReply(_split_info(p) if p else (), tag),
+    b"FULFILLED": lambda tag, p: Fulfilled(p, tag),
+    b"BYE": lambda tag, p: Bye(tag),
+    b"ERR": lambda tag, p: ErrorReply(p.decode("utf-8", "replace"), tag),
+}
+
+
+def parse_reply(line: bytes) -> Reply:
+    """Parse one reply line (LF and CR optional) into a reply object."""
+    line = line.rstrip(b"\r\n")
+    tag, sep, rest = line.partition(b":")
+    if not sep:
+        raise ProtocolError(f"malformed reply {show(line)}")
+    word, _, payload = rest.partition(b" ")
+    parser = _REPLY_PARSERS.get(word)
+    if parser is None:
+        raise ProtocolError(f"unknown reply {show(word)}")
+    return parser(tag, payload)
+
+
+# --------------------------------------------------------------------------
+# Framing
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class LineFramer:
+    """Cuts a byte stream into LF-terminated lines, never holding more than
+    ``max_line_bytes`` of an unfinished line.
+
+    ``feed`` returns the complete lines (without LF).  Once a line exceeds the
+    limit, the lines before it are still returned, ``overflowed`` becomes True
+    and every later call returns nothing: the caller answers with
+    :data:`line_too_long` and hangs up.
+    """
+
+    max_line_bytes: int
+    overflowed: bool = False
+    _partial: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.overflowed:
+            return []
+        limit = self.max_line_bytes
+        if b"\n" not in data:
+            self._partial += data
+            if len(self._partial) > limit:
+                self._overflow()
+            return []
+        if self._partial:
+            self._partial += data
+            chunk = bytes(self._partial)
+            self._partial.clear()
+        else:
+            chunk = data
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        if len(chunk) > limit:  # only then can a single line be too long
+            for index, line in enumerate(lines):
+                if len(line) > limit:
+                    self._overflow()
+                    return lines[:index]
+        if len(rest) > limit:
+            self._overflow()
+        elif rest:
+            self._partial += rest
+        return lines
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished line held."""
+        return len(self._partial)
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._partial = bytearray()
+
+
+def line_too_long(max_line_bytes: int) -> bytes:
+    return error_line(f"line too long (limit {max_line_bytes} bytes)")

@@ -1,0 +1,280 @@
+"""The asyncio server: bytes in, bytes out, nothing else.
+
+:class:`ClientConnection` is an ``asyncio.Protocol``.  Each ``data_received``
+chunk is cut into lines by a :class:`~olivia.protocol.LineFramer`; every
+complete line is parsed and executed, and the replies of the whole chunk go
+out in one ``transport.write``.  Pipelined input is therefore handled in
+batches with no per-line awaits.
+
+Replies are queued per connection in request order.  A reply is normally
+bytes; a future (a reply that must wait, e.g. for a peer) holds back the
+replies behind it until it resolves, so order is kept either way.
+
+:class:`Server` owns the listener and a strong reference to every
+connection; shutdown closes the listener, lets connections flush, waits up
+to ``shutdown_timeout``, then aborts whatever is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Union, cast
+
+from olivia.config import Config
+from olivia.errors import ProtocolError
+from olivia.node import Node
+from olivia.protocol import LineFramer, Quit, error_line, line_too_long, parse_request
+
+log = logging.getLogger(__name__)
+
+PendingReply = Union[bytes, "asyncio.Future[bytes]"]
+# Execute at most this many reply bytes before writing and checking whether
+# the client keeps up; bounds memory per connection for huge pipelines.
+REPLY_BUDGET = 1 << 20
+# Unwritten replies per connection (waiting behind an unresolved one) at most.
+MAX_QUEUED_REPLIES = 10_000
+_INTERNAL_ERROR = "internal error; the request may not have been carried out (see the node's log)"
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client (or peer) connection.
+
+    Received lines wait in a backlog and are executed in steps of at most
+    ``REPLY_BUDGET`` reply bytes.  While the transport is paused for writing
+    (the client reads slower than it asks) or a backlog remains, reading is
+    paused too, so neither requests nor replies pile up without bound.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._node = server.node
+        self._framer = LineFramer(server.config.max_line_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._lines: list[bytes] = []  # received, not yet executed, from _next on
+        self._next = 0
+        self._queue: deque[PendingReply] = deque()  # replies not yet written
+        self._write_paused = False
+        self._reading_paused = False
+        self._input_done = False  # EOF or shutdown: finish the backlog, then close
+        self._stopped = False  # QUIT or overflow: execute nothing more, then close
+        self.peer = "?"
+
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses; same API.
+        self._transport = cast(asyncio.Transport, transport)
+        peername = transport.get_extra_info("peername")
+        self.peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
+        if not self._server.admit(self):
+            limit = self._server.config.max_clients
+            self._transport.write(error_line(f"max clients reached (limit {limit})"))
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        for pending in self._queue:
+            if isinstance(pending, asyncio.Future):
+                pending.cancel()
+        self._queue.clear()
+        self._lines = []
+        self._server.forget(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._input_done or self._stopped:
+            return
+        lines = self._framer.feed(data)
+        if self._next < len(self._lines):
+            self._lines = self._lines[self._next:] + lines
+            self._next = 0
+        else:
+            self._lines, self._next = lines, 0
+        self._pump()
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client still gets the replies to what it sent.
+        self._input_done = True
+        self._pump()
+        return True
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._pump()
+
+    # -- request handling ---------------------------------------------------
+
+    def _pump(self) -> None:
+        """Execute backlog lines while the client keeps up, then write."""
+        if self._transport is None:
+            return
+        while (self._next < len(self._lines) and not self._stopped and not self._write_paused
+               and len(self._queue) < MAX_QUEUED_REPLIES):
+            self._execute_some()
+            self._flush()
+        if self._next >= len(self._lines) or self._stopped:
+            self._lines, self._next = [], 0
+            if self._framer.overflowed and not self._stopped:
+                self._queue.append(line_too_long(self._framer.max_line_bytes))
+                self._stopped = True
+        self._flush()
+        self._update_reading()
+
+    def _execute_some(self) -> None:
+        """Execute lines from the backlog until REPLY_BUDGET bytes of replies."""
+        queue, execute = self._queue, self._node.execute
+        lines, index, end = self._lines, self._next, len(self._lines)
+        budget = REPLY_BUDGET
+        start = index
+        while index < end and budget > 0:
+            line = lines[index]
+            index += 1
+            try:
+                command = parse_request(line)
+                if command is None:
+                    continue
+                reply = execute(command)
+            except ProtocolError as exc:
+                reply = error_line(exc.message, exc.tag)
+            except Exception as exc:  # a bug must cost one request, not the node
+                log.error("internal error on %r from %s: %r", line[:80], self.peer, exc,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+                reply = error_line(_INTERNAL_ERROR)
+            else:
+                if type(command) is Quit:
+                    self._stopped = True
+                    queue.append(reply)
+                    break
+            queue.append(reply)
+            if type(reply) is bytes:
+                budget -= len(reply)
+        self._node.stats.total_commands += index - start
+        self._next = index
+
+    def _flush(self) -> None:
+        """Write every reply that is ready, in order, in one write; close when done."""
+        transport = self._transport
+        if transport is None:
+            return
+        queue = self._queue
+        ready: list[bytes] = []
+        while queue:
+            head = queue[0]
+            if isinstance(head, bytes):
+                ready.append(head)
+                queue.popleft()
+                continue
+            if not head.done():
+                head.add_done_callback(self._on_reply_ready)
+                break
+            queue.popleft()
+            ready.append(_result_line(head))
+        if ready and not transport.is_closing():
+            transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
+        finished = self._stopped or (self._input_done and self._next >= len(self._lines))
+        if finished and not queue:
+            transport.close()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        pause = (self._write_paused or self._next < len(self._lines)
+                 or len(self._queue) >= MAX_QUEUED_REPLIES)
+        if pause and not self._reading_paused:
+            transport.pause_reading()
+        elif not pause and self._reading_paused:
+            transport.resume_reading()
+        self._reading_paused = pause
+
+    def _on_reply_ready(self, future: asyncio.Future[bytes]) -> None:
+        if self._queue and self._queue[0] is future:
+            self._pump()
+
+    # -- shutdown -----------------------------------------------------------
+
+    def close_when_flushed(self) -> None:
+        """Read nothing more; close once what was received is answered."""
+        self._input_done = True
+        self._pump()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _result_line(future: asyncio.Future[bytes]) -> bytes:
+    if future.cancelled():
+        return error_line(_INTERNAL_ERROR)
+    exc = future.exception()
+    if exc is None:
+        return future.result()
+    if isinstance(exc, ProtocolError):
+        return error_line(exc.message, exc.tag)
+    log.error("internal error in a deferred reply: %r", exc)
+    return error_line(_INTERNAL_ERROR)
+
+
+class Server:
+    """The listening socket and every open connection."""
+
+    def __init__(self, config: Config, node: Node) -> None:
+        self.config = config
+        self.node = node
+        self.connections: set[ClientConnection] = set()
+        self.address: tuple[str, int] = (config.host, config.port)
+        self._listener: asyncio.AbstractServer | None = None
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+
+    async def start(self) -> tuple[str, int]:
+        """Bind and listen; return the bound (host, port).  Raises OSError."""
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: ClientConnection(self), self.config.host, self.config.port,
+            reuse_address=True, backlog=1024,
+        )
+        sockname = self._listener.sockets[0].getsockname()
+        self.address = (self.config.host, sockname[1])
+        return self.address
+
+    def admit(self, connection: ClientConnection) -> bool:
+        stats = self.node.stats
+        if len(self.connections) >= self.config.max_clients:
+            stats.rejected_connections += 1
+            log.warning("refused %s: max_clients (%d) reached", connection.peer,
+                        self.config.max_clients)
+            return False
+        self.connections.add(connection)
+        self._all_closed.clear()
+        stats.total_connections += 1
+        stats.connected_clients = len(self.connections)
+        return True
+
+    def forget(self, connection: ClientConnection) -> None:
+        self.connections.discard(connection)
+        self.node.stats.connected_clients = len(self.connections)
+        if not self.connections:
+            self._all_closed.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, flush every connection, wait, then abort stragglers."""
+        if self._listener is not None:
+            self._listener.close()
+        for connection in list(self.connections):
+            connection.close_when_flushed()
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), self.config.shutdown_timeout)
+        except TimeoutError:
+            log.warning("%d connections did not drain in %.1fs; closing them",
+                        len(self.connections), self.config.shutdown_timeout)
+            for connection in list(self.connections):
+                connection.abort()
+        if self._listener is not None:
+            await self._listener.wait_closed()
+            self._listener = None

@@ -1,0 +1,188 @@
+"""Shared test tiers: a fake clock for pure tests, and real ``olivia``
+processes on free ports spoken to over sockets, as a user would."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+DEADLINE = 10.0  # seconds any wait in a test may take before it fails
+_LISTENING = re.compile(r"listening on (\S+):(\d+)")
+
+
+class FakeClock:
+    """A clock tests move by hand: ``clock()`` reads it, ``advance`` moves it."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def wait_until(condition: Callable[[], object], timeout: float = DEADLINE,
+               interval: float = 0.01, what: str = "condition") -> object:
+    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)  # poll interval, bounded by the deadline above
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LineClient:
+    """A blocking socket client that sends raw lines and reads raw reply lines."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = DEADLINE) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_line(self) -> bytes:
+        """One reply line without its LF; AssertionError if the server hung up."""
+        while b"\n" not in self._buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"connection closed; unread: {self._buffer[:200]!r}")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def read_lines(self, count: int) -> list[bytes]:
+        return [self.read_line() for _ in range(count)]
+
+    def request(self, line: bytes | str) -> bytes:
+        """Send one request line (LF added) and return its reply line."""
+        data = line.encode() if isinstance(line, str) else line
+        self.send(data + b"\n")
+        return self.read_line()
+
+    def is_closed_by_server(self, timeout: float = DEADLINE) -> bool:
+        """True once the server has closed the connection (EOF or reset)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self._buffer += chunk
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> LineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OliviaProcess:
+    """An ``olivia`` daemon in a subprocess; its stderr goes to a file."""
+
+    def __init__(self, args: Sequence[str] = (), cwd: Path | None = None) -> None:
+        self.args = list(args)
+        self.cwd = cwd
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._final_log = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+
+    def start(self, wait: bool = True) -> OliviaProcess:
+        cmd = [sys.executable, "-m", "olivia", *self.args]
+        if not any(a == "--port" or a.startswith("--port=") for a in self.args):
+            cmd += ["--port", "0"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._log, cwd=self.cwd, env=env)
+        if wait:
+            match = wait_until(self._listening, what="the node to listen")
+            assert isinstance(match, re.Match)
+            self.host, self.port = match.group(1), int(match.group(2))
+        return self
+
+    def _listening(self) -> re.Match[str] | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"olivia exited with {self.proc.returncode}:\n{self.log()}")
+        return _LISTENING.search(self.log())
+
+    def log(self) -> str:
+        """Everything the node wrote to stderr (kept after close)."""
+        if self._log.closed:
+            return self._final_log
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")
+
+    def client(self) -> LineClient:
+        return LineClient(self.port, self.host)
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = DEADLINE) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Terminate if still running (SIGTERM, then SIGKILL); always reaps."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def close(self) -> None:
+        self.stop()
+        self._final_log = self.log()
+        self._log.close()
+
+
+@contextmanager
+def running_node(*args: str, cwd: Path | None = None) -> Iterator[OliviaProcess]:
+    """A started node, stopped at the end of the block even if the test fails."""
+    node = OliviaProcess(args, cwd=cwd)
+    try:
+        yield node.start()
+    finally:
+        node.close()
+
+
+def run_olivia(*args: str, cwd: Path | None = None,
+               timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    """Run ``olivia`` to completion (for flags and errors that exit at once)."""
+    return subprocess.run([sys.executable, "-m", "olivia", *args], cwd=cwd, timeout=timeout,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)

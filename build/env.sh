@@ -39,8 +39,15 @@ ensure_env() {
   want=$(cat "$ROOT/setup.cfg" "$ROOT/pyproject.toml" | cksum)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "olivia: installing olivia${extras:+[$extras]} into $venv" >&2
-    "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-    "$PY" -m pip install --quiet --disable-pip-version-check -e "$ROOT${extras:+[$extras]}" >&2
+    local log="$venv/pip-install.log"
+    # pip's output is kept out of the way, and shown only if it fails.
+    if ! { "$PY" -m pip install --disable-pip-version-check --upgrade pip &&
+           "$PY" -m pip install --disable-pip-version-check -e "$ROOT${extras:+[$extras]}"; } \
+         >"$log" 2>&1; then
+      cat "$log" >&2
+      echo "olivia: installing failed (log above, also in $log)" >&2
+      return 1
+    fi
     echo "$want" > "$stamp"
   fi
 }

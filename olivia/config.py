@@ -50,6 +50,8 @@ class Config:
     log_level: str = _setting("info", "one of debug, info, warning, error", "log_level")
     max_line_bytes: int = _setting(1048576, "longest request line; longer ones close the "
                                    "connection", "int", min=64, max=1 << 30)
+    max_reply_bytes: int = _setting(64 << 20, "largest reply a GET may build; larger ones get "
+                                    "an error", "int", min=1 << 20, max=1 << 32)
     max_clients: int = _setting(10000, "open client connections at most; more are refused",
                                 "int", min=1, max=1_000_000)
     shutdown_timeout: float = _setting(3.0, "seconds to finish in-flight replies on "

@@ -58,6 +58,10 @@ class LineTooLongError(ProtocolError):
     """A request line exceeded ``max_line_bytes``; the server hangs up."""
 
 
+class ReplyTooLargeError(ProtocolError):
+    """The reply would exceed ``max_reply_bytes``; nothing was sent."""
+
+
 class ServerError(OliviaError):
     """An ``ERR`` reply whose message matches no more specific class."""
 
@@ -70,12 +74,13 @@ class ConnectionLostError(OliviaError):
 # server raises these same classes, so the table and the messages change
 # together (tests/test_protocol.py checks that every message maps back).
 ERROR_PATTERNS: tuple[tuple[re.Pattern[str], type[ProtocolError]], ...] = (
-    (re.compile(r"unknown verb "), UnknownVerbError),
+    (re.compile(r"(unknown|missing) verb"), UnknownVerbError),
     (re.compile(r"line too long "), LineTooLongError),
     (re.compile(r"invalid tag "), BadTagError),
     (re.compile(r"(bad escape |raw CR )"), BadEncodingError),
     (re.compile(r"key too long"), KeyTooLongError),
-    (re.compile(r"([A-Z]+ item |[A-Z]+ needs |[A-Z]+ takes |empty key)"), BadItemError),
+    (re.compile(r"[A-Z]+ reply too large"), ReplyTooLargeError),
+    (re.compile(r"([A-Z]+ item |[A-Z]+ needs |[A-Z]+ takes |empty (key|item))"), BadItemError),
 )
 
 

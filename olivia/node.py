@@ -19,6 +19,7 @@ from typing import Any
 
 from olivia import __version__
 from olivia.config import Config
+from olivia.errors import ReplyTooLargeError
 from olivia.protocol import (
     Bye,
     Command,
@@ -135,10 +136,16 @@ class Node:
     def _get(self, command: Get) -> bytes:
         store_get = self.store.get
         found = []
+        size = 0
         for key in command.keys:
             value = store_get(key)
             if value is not None:
                 found.append((key, value))
+                size += len(value)
+        if size > self.config.max_reply_bytes:
+            raise ReplyTooLargeError(
+                f"GET reply too large: {size} bytes of values, over max_reply_bytes "
+                f"({self.config.max_reply_bytes}); ask for fewer keys at a time")
         return encode_reply(Got(tuple(found), command.tag))
 
     def _del(self, command: Del) -> bytes:

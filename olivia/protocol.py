@@ -132,7 +132,7 @@ def _join_ttl_items(items: Iterable[TtlItem]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Set:
-    WORD: ClassVar[bytes] = b'SET'
+    WORD: ClassVar[bytes] = b"SET"
     items: tuple[tuple[bytes, bytes], ...]
     tag: bytes = b""
 
@@ -142,7 +142,7 @@ class Set:
 
 @dataclass(frozen=True, slots=True)
 class SetEx:
-    WORD: ClassVar[bytes] = b'SETEX'
+    WORD: ClassVar[bytes] = b"SETEX"
     items: tuple[TtlItem, ...]
     tag: bytes = b""
 
@@ -152,7 +152,7 @@ class SetEx:
 
 @dataclass(frozen=True, slots=True)
 class Get:
-    WORD: ClassVar[bytes] = b'GET'
+    WORD: ClassVar[bytes] = b"GET"
     keys: tuple[bytes, ...]
     tag: bytes = b""
 
@@ -162,7 +162,7 @@ class Get:
 
 @dataclass(frozen=True, slots=True)
 class Del:
-    WORD: ClassVar[bytes] = b'DEL'
+    WORD: ClassVar[bytes] = b"DEL"
     keys: tuple[bytes, ...]
     tag: bytes = b""
 
@@ -172,7 +172,7 @@ class Del:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
-    WORD: ClassVar[bytes] = b'PING'
+    WORD: ClassVar[bytes] = b"PING"
     text: bytes = b""
     tag: bytes = b""
 
@@ -182,7 +182,7 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Info:
-    WORD: ClassVar[bytes] = b'INFO'
+    WORD: ClassVar[bytes] = b"INFO"
     tag: bytes = b""
 
     def payload(self) -> bytes:
@@ -191,7 +191,7 @@ class Info:
 
 @dataclass(frozen=True, slots=True)
 class Quit:
-    WORD: ClassVar[bytes] = b'QUIT'
+    WORD: ClassVar[bytes] = b"QUIT"
     tag: bytes = b""
 
     def payload(self) -> bytes:
@@ -200,7 +200,7 @@ class Quit:
 
 @dataclass(frozen=True, slots=True)
 class RequestPeers:
-    WORD: ClassVar[bytes] = b'REQUEST'
+    WORD: ClassVar[bytes] = b"REQUEST"
     tag: bytes = b""
 
     def payload(self) -> bytes:
@@ -209,7 +209,7 @@ class RequestPeers:
 
 @dataclass(frozen=True, slots=True)
 class RequestBloomFilter:
-    WORD: ClassVar[bytes] = b'REQUEST'
+    WORD: ClassVar[bytes] = b"REQUEST"
     tag: bytes = b""
 
     def payload(self) -> bytes:
@@ -222,7 +222,11 @@ Command = Set | SetEx | Get | Del | Ping | Info | Quit | RequestPeers | RequestB
 def _items(verb: str, args: bytes) -> list[bytes]:
     if not args:
         raise BadItemError(f"{verb} needs at least one item")
-    return args.split(b",")
+    items = args.split(b",")
+    if b"" in items:
+        raise BadItemError(
+            f"empty item in {verb} (a stray ','? write ',' inside a key or value as %2C)")
+    return items
 
 
 def _key(verb: str, item: bytes, raw_key: bytes) -> bytes:
@@ -242,7 +246,8 @@ def _parse_set(tag: bytes, args: bytes) -> Set:
         fields = item.split(b":")
         if len(fields) != 2:
             raise BadItemError(
-                f"SET item {show(item)} needs key:value; write ':' inside a key or value as %3A"
+                f"SET item {show(item)} needs key:value; "
+                "write ':' inside a key or value as %3A and ',' as %2C"
             )
         items.append((_key("SET", item, fields[0]), decode_field(fields[1])))
     return Set(tuple(items), tag)
@@ -285,6 +290,8 @@ def _no_args(verb: str, args: bytes | None) -> None:
 def _parse_request(tag: bytes, args: bytes | None) -> Command:
     what, _, rest = (args or b"").partition(b" ")
     what = what.upper()
+    if not what:
+        raise UnknownVerbError("missing verb after REQUEST: one of PEERS, BLOOMFILTER")
     if what == b"PEERS":
         _no_args("REQUEST PEERS", rest)
         return RequestPeers(tag)
@@ -339,6 +346,8 @@ def parse_request(line: bytes) -> Command | None:
             )
     parser = _VERBS.get(head.upper())
     if parser is None:
+        if not head:
+            raise UnknownVerbError("missing verb: a request starts with it, as in 'GET key'", tag)
         raise UnknownVerbError(f"unknown verb {show(head)}", tag)
     if b"\r" in args:
         raise BadEncodingError("raw CR inside a request; write it as %0D", tag)
@@ -364,7 +373,7 @@ def encode_request(command: Command) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Sat:
-    WORD: ClassVar[bytes] = b'SAT'
+    WORD: ClassVar[bytes] = b"SAT"
     items: tuple[tuple[bytes, bytes], ...]
     tag: bytes = b""
 
@@ -374,7 +383,7 @@ class Sat:
 
 @dataclass(frozen=True, slots=True)
 class SatEx:
-    WORD: ClassVar[bytes] = b'SATEX'
+    WORD: ClassVar[bytes] = b"SATEX"
     items: tuple[TtlItem, ...]
     tag: bytes = b""
 
@@ -384,7 +393,7 @@ class SatEx:
 
 @dataclass(frozen=True, slots=True)
 class Got:
-    WORD: ClassVar[bytes] = b'GOT'
+    WORD: ClassVar[bytes] = b"GOT"
     items: tuple[tuple[bytes, bytes], ...]
     tag: bytes = b""
 
@@ -394,7 +403,7 @@ class Got:
 
 @dataclass(frozen=True, slots=True)
 class Deleted:
-    WORD: ClassVar[bytes] = b'DELETED'
+    WORD: ClassVar[bytes] = b"DELETED"
     keys: tuple[bytes, ...]
     tag: bytes = b""
 
@@ -404,7 +413,7 @@ class Deleted:
 
 @dataclass(frozen=True, slots=True)
 class Pong:
-    WORD: ClassVar[bytes] = b'PONG'
+    WORD: ClassVar[bytes] = b"PONG"
     text: bytes = b""
     tag: bytes = b""
 
@@ -414,7 +423,7 @@ class Pong:
 
 @dataclass(frozen=True, slots=True)
 class InfoReply:
-    WORD: ClassVar[bytes] = b'INFO'
+    WORD: ClassVar[bytes] = b"INFO"
     fields: tuple[tuple[str, str], ...]
     tag: bytes = b""
 
@@ -427,7 +436,7 @@ class InfoReply:
 
 @dataclass(frozen=True, slots=True)
 class Fulfilled:
-    WORD: ClassVar[bytes] = b'FULFILLED'
+    WORD: ClassVar[bytes] = b"FULFILLED"
     data: bytes
     tag: bytes = b""
 
@@ -437,7 +446,7 @@ class Fulfilled:
 
 @dataclass(frozen=True, slots=True)
 class Bye:
-    WORD: ClassVar[bytes] = b'BYE'
+    WORD: ClassVar[bytes] = b"BYE"
     tag: bytes = b""
 
     def payload(self) -> bytes:
@@ -446,7 +455,7 @@ class Bye:
 
 @dataclass(frozen=True, slots=True)
 class ErrorReply:
-    WORD: ClassVar[bytes] = b'ERR'
+    WORD: ClassVar[bytes] = b"ERR"
     message: str
     tag: bytes = b""
 
@@ -563,7 +572,7 @@ class LineFramer:
         limit = self.max_line_bytes
         if b"\n" not in data:
             self._partial += data
-            if len(self._partial) > limit:
+            if len(self._partial) > limit + 1:
                 self._overflow()
             return []
         if self._partial:
@@ -576,10 +585,11 @@ class LineFramer:
         rest = lines.pop()
         if len(chunk) > limit:  # only then can a single line be too long
             for index, line in enumerate(lines):
-                if len(line) > limit:
+                # A CR before the LF is not part of the line, so not counted.
+                if len(line) > limit and not (len(line) == limit + 1 and line[-1] == 13):
                     self._overflow()
                     return lines[:index]
-        if len(rest) > limit:
+        if len(rest) > limit + 1:  # +1: the CR of a line whose LF is still to come
             self._overflow()
         elif rest:
             self._partial += rest

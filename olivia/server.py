@@ -33,6 +33,8 @@ PendingReply = Union[bytes, "asyncio.Future[bytes]"]
 # Execute at most this many reply bytes before writing and checking whether
 # the client keeps up; bounds memory per connection for huge pipelines.
 REPLY_BUDGET = 1 << 20
+# How long a finished connection waits for the client's EOF before closing.
+LINGER_SECONDS = 1.0
 # Unwritten replies per connection (waiting behind an unresolved one) at most.
 MAX_QUEUED_REPLIES = 10_000
 _INTERNAL_ERROR = "internal error; the request may not have been carried out (see the node's log)"
@@ -59,6 +61,9 @@ class ClientConnection(asyncio.Protocol):
         self._reading_paused = False
         self._input_done = False  # EOF or shutdown: finish the backlog, then close
         self._stopped = False  # QUIT or overflow: execute nothing more, then close
+        self._eof_seen = False
+        self._finishing = False  # our side is half-closed; waiting for the client's EOF
+        self._linger: asyncio.TimerHandle | None = None
         self.peer = "?"
 
     # -- asyncio.Protocol ---------------------------------------------------
@@ -75,6 +80,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._linger is not None:
+            self._linger.cancel()
         for pending in self._queue:
             if isinstance(pending, asyncio.Future):
                 pending.cancel()
@@ -84,7 +91,7 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._input_done or self._stopped:
-            return
+            return  # discarded: nothing more will be executed
         lines = self._framer.feed(data)
         if self._next < len(self._lines):
             self._lines = self._lines[self._next:] + lines
@@ -94,6 +101,9 @@ class ClientConnection(asyncio.Protocol):
         self._pump()
 
     def eof_received(self) -> bool | None:
+        self._eof_seen = True
+        if self._finishing:
+            return False  # both sides are done: let the transport close
         # A half-closed client still gets the replies to what it sent.
         self._input_done = True
         self._pump()
@@ -134,17 +144,20 @@ class ClientConnection(asyncio.Protocol):
         while index < end and budget > 0:
             line = lines[index]
             index += 1
+            command = None
             try:
                 command = parse_request(line)
                 if command is None:
                     continue
                 reply = execute(command)
             except ProtocolError as exc:
-                reply = error_line(exc.message, exc.tag)
+                # Errors raised while executing carry no tag; the command's applies.
+                tag = exc.tag or (command.tag if command is not None else b"")
+                reply = error_line(exc.message, tag)
             except Exception as exc:  # a bug must cost one request, not the node
                 log.error("internal error on %r from %s: %r", line[:80], self.peer, exc,
                           exc_info=log.isEnabledFor(logging.DEBUG))
-                reply = error_line(_INTERNAL_ERROR)
+                reply = error_line(_INTERNAL_ERROR, command.tag if command else b"")
             else:
                 if type(command) is Quit:
                     self._stopped = True
@@ -178,11 +191,31 @@ class ClientConnection(asyncio.Protocol):
             transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
         finished = self._stopped or (self._input_done and self._next >= len(self._lines))
         if finished and not queue:
+            self._finish(transport)
+
+    def _finish(self, transport: asyncio.Transport) -> None:
+        """Close after the last reply without letting the close destroy it.
+
+        Closing while the client is still sending (an oversized line, requests
+        after QUIT) makes the kernel answer with a reset, which can discard
+        replies the client has not read yet.  So: half-close, keep reading and
+        discarding, and close on the client's EOF or after a short linger.
+        """
+        if self._finishing:
+            return
+        self._finishing = True
+        if self._eof_seen or not transport.can_write_eof():
             transport.close()
+            return
+        transport.write_eof()
+        if self._reading_paused:
+            transport.resume_reading()
+            self._reading_paused = False
+        self._linger = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
 
     def _update_reading(self) -> None:
         transport = self._transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self._finishing:
             return
         pause = (self._write_paused or self._next < len(self._lines)
                  or len(self._queue) >= MAX_QUEUED_REPLIES)

@@ -173,6 +173,16 @@ def test_sigterm_with_a_client_that_never_reads() -> None:
         assert time.monotonic() - started < 5
 
 
+def test_a_reply_over_max_reply_bytes_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(f"max_reply_bytes = {1 << 20}\nport = 0\n")
+    with running_node("--config", str(tmp_path / "c.toml")) as node, node.client() as client:
+        client.request("SET big:" + "x" * 300_000)
+        assert client.request("GET big,big,big").startswith(b":GOT big:")
+        reply = client.request("t:GET big,big,big,big")
+        assert reply.startswith(b"t:ERR GET reply too large: 1200000 bytes")
+        assert client.request("PING") == b":PONG"
+
+
 def test_max_clients_refuses_with_a_message(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("max_clients = 2\nport = 0\n")
     with running_node("--config", str(tmp_path / "c.toml")) as node:

@@ -132,9 +132,13 @@ def test_empty_lines_get_no_reply() -> None:
     (b"DEL a:b", errors.BadItemError, "DEL item 'a:b'"),
     (b"SET", errors.BadItemError, "SET needs at least one item"),
     (b"GET ", errors.BadItemError, "GET needs at least one item"),
-    (b"GET a,,b", errors.BadItemError, "empty key in GET item ''"),
+    (b"GET a,,b", errors.BadItemError, "empty item in GET"),
+    (b"GET %41,%", errors.BadEncodingError, "bad escape '%'"),
     (b"SET :v", errors.BadItemError, "empty key in SET item ':v'"),
-    (b"SET a:1,", errors.BadItemError, "SET item ''"),
+    (b"SET a:1,", errors.BadItemError, "empty item in SET (a stray ','?"),
+    (b"SET greeting:hello, world", errors.BadItemError, "',' as %2C"),
+    (b" GET a", errors.UnknownVerbError, "missing verb"),
+    (b"REQUEST", errors.UnknownVerbError, "missing verb after REQUEST"),
     (b"SETEX a:b:0", errors.BadItemError, "bad ttl '0'"),
     (b"SETEX a:b:-1", errors.BadItemError, "bad ttl '-1'"),
     (b"SETEX a:b:1e3", errors.BadItemError, "bad ttl '1e3'"),
@@ -292,7 +296,7 @@ def test_framer_is_independent_of_chunking(lines: list[bytes], data: st.DataObje
 
 def test_framer_overflow_on_unterminated_line() -> None:
     framer = LineFramer(10)
-    assert framer.feed(b"PING\n" + b"x" * 11) == [b"PING"]
+    assert framer.feed(b"PING\n" + b"x" * 12) == [b"PING"]
     assert framer.overflowed
     assert framer.feed(b"PING\n") == []
     assert framer.buffered == 0
@@ -315,4 +319,9 @@ def test_framer_overflow_across_chunks() -> None:
 def test_framer_accepts_a_line_of_exactly_the_limit() -> None:
     framer = LineFramer(10)
     assert framer.feed(b"x" * 10 + b"\n") == [b"x" * 10]
+    assert framer.feed(b"x" * 10 + b"\r\n") == [b"x" * 10 + b"\r"]  # CR is not counted
+    assert framer.feed(b"y" * 10 + b"\r") == []
+    assert framer.feed(b"\n") == [b"y" * 10 + b"\r"]
     assert not framer.overflowed
+    assert framer.feed(b"z" * 11 + b"\r\n") == []
+    assert framer.overflowed

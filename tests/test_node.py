@@ -1,0 +1,73 @@
+"""Command semantics without sockets: a Node executing parsed commands, and
+its expiry timer on a real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from olivia.config import Config
+from olivia.node import Node
+from olivia.protocol import parse_request
+from olivia.store import Store
+from tests.helpers import FakeClock
+
+
+def run(node: Node, line: bytes) -> bytes:
+    command = parse_request(line)
+    assert command is not None
+    return node.execute(command)
+
+
+def test_commands_against_the_store() -> None:
+    node = Node(Config(), Store(FakeClock()))
+    assert run(node, b"SET a:1,b:2,a:3") == b":SAT a:1,b:2,a:3\n"
+    assert node.store.get(b"a") == b"3"  # the last duplicate wins
+    assert run(node, b"GET a,a,zz") == b":GOT a:3,a:3\n"
+    assert run(node, b"DEL a,a") == b":DELETED a\n"
+    assert run(node, b"t:PING x") == b"t:PONG x\n"
+    assert run(node, b"QUIT") == b":BYE\n"
+
+
+def test_info_counts_live_keys_only() -> None:
+    clock = FakeClock()
+    node = Node(Config(), Store(clock))
+    run(node, b"SET a:1")
+    run(node, b"SETEX b:2:1,c:3:5")
+    clock.advance(2)
+    fields = node.info()
+    assert fields["keys"] == "2"
+    assert fields["expired_keys"] == "1"
+
+
+@pytest.mark.asyncio
+async def test_expiry_timer_evicts_without_access() -> None:
+    node = Node(Config())
+    node.start(asyncio.get_running_loop(), "unit")
+    try:
+        run(node, b"SETEX later:v:30")
+        run(node, b"SETEX soon:v:0.05")  # earlier than the armed timer: re-armed
+        deadline = asyncio.get_running_loop().time() + 5
+        while node.store.expired_count == 0:
+            assert asyncio.get_running_loop().time() < deadline, "timer never fired"
+            await asyncio.sleep(0.01)  # poll until the deadline above
+        assert len(node.store) == 1
+    finally:
+        node.close()
+
+
+@pytest.mark.asyncio
+async def test_mass_expiry_is_done_in_batches() -> None:
+    node = Node(Config())
+    node.start(asyncio.get_running_loop(), "unit")
+    try:
+        items = b",".join(b"k%d:v:0.01" % i for i in range(5000))
+        run(node, b"SETEX " + items)
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(node.store):
+            assert asyncio.get_running_loop().time() < deadline, "keys never expired"
+            await asyncio.sleep(0.01)  # poll until the deadline above
+        assert node.store.expired_count == 5000
+    finally:
+        node.close()

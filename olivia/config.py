@@ -54,6 +54,20 @@ class Config:
                                     "an error", "int", min=1 << 20, max=1 << 32)
     max_clients: int = _setting(10000, "open client connections at most; more are refused",
                                 "int", min=1, max=1_000_000)
+    lookup_timeout: float = _setting(1.0, "seconds a GET waits for a peer's answer before "
+                                     "going on without it", "float", min=0.01, max=60.0)
+    gossip_interval: float = _setting(0.1, "seconds between filter and invalidation pushes "
+                                      "to peers", "float", min=0.01, max=10.0)
+    heartbeat_interval: float = _setting(0.25, "seconds between heartbeats to each peer",
+                                         "float", min=0.05, max=10.0)
+    suspect_timeout: float = _setting(1.5, "seconds a silent peer stays suspect before it "
+                                      "is marked down", "float", min=0.1, max=60.0)
+    max_peer_line_bytes: int = _setting(64 << 20, "longest line accepted from a peer (filters "
+                                        "are large)", "int", min=1 << 20, max=1 << 31)
+    bloom_capacity: int = _setting(1_000_000, "keys the filter is sized for; it grows past "
+                                   "that", "int", min=1000, max=1 << 32, table="bloom")
+    bloom_fp_rate: float = _setting(0.01, "target false-positive rate of the filter", "float",
+                                    min=0.0001, max=0.5, table="bloom")
     shutdown_timeout: float = _setting(3.0, "seconds to finish in-flight replies on "
                                        "SIGTERM before closing", "float", min=0.0, max=60.0)
 
@@ -67,10 +81,10 @@ class Config:
         fields = {f.name: f for f in dataclasses.fields(self)}
         checked = {}
         for key, value in overrides.items():
-            spec = fields.get(key)
-            if spec is None:
+            spec = fields.get(key.replace(".", "_"))
+            if spec is None or ("." in key) != ("table" in spec.metadata):
                 raise ConfigError(f"{source}: unknown key '{key}'")
-            checked[key] = _check(spec, value, source)
+            checked[spec.name] = _check(spec, value, source)
         return dataclasses.replace(self, **checked)
 
 
@@ -118,16 +132,18 @@ def _check(spec: dataclasses.Field[Any], value: Any, source: str) -> Any:
     elif check == "log_level":
         ok = value in _LOG_LEVELS
     if not ok:
-        raise ConfigError(f"{source}: '{spec.name}' must be {_describe(spec)}, got {value!r}")
+        table = spec.metadata.get("table")
+        shown = f"{table}.{spec.name.removeprefix(table + '_')}" if table else spec.name
+        raise ConfigError(f"{source}: '{shown}' must be {_describe(spec)}, got {value!r}")
     return value
 
 
 def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """TOML tables become dotted names: ``[bloom] fp_rate`` -> ``bloom_fp_rate``."""
+    """TOML tables become dotted names: ``[bloom] fp_rate`` -> ``bloom.fp_rate``."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}_"))
+            flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[prefix + key] = value
     return flat
@@ -161,10 +177,16 @@ def default_toml() -> str:
     lines = ["# Olivia node configuration: every key with its default value.",
              "# Flags given on the command line override these.", ""]
     defaults = Config()
-    for spec in dataclasses.fields(Config):
-        default = getattr(defaults, spec.name)
+    # Top-level keys first: in TOML, every key after a [table] belongs to it.
+    fields = sorted(dataclasses.fields(Config), key=lambda f: f.metadata.get("table", ""))
+    table = ""
+    for spec in fields:
+        if spec.metadata.get("table", "") != table:
+            table = spec.metadata["table"]
+            lines.append(f"[{table}]")
+        key = spec.name.removeprefix(f"{table}_") if table else spec.name
         lines.append(f"# {spec.metadata['help']}")
-        lines.append(f"{spec.name} = {_toml_value(default)}")
+        lines.append(f"{key} = {_toml_value(getattr(defaults, spec.name))}")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -114,16 +114,19 @@ async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
         print(f"olivia: cannot listen on {config.host}:{config.port}: {reason}", file=sys.stderr)
         return EXIT_RUNTIME
     name = config.name or f"{host}:{port}"
+    advertise = config.advertise or f"{host}:{port}"
     name_filter.node_name = name
-    node.start(loop, name)
+    node.start(loop, name, advertise)
 
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    log.info("olivia %s listening on %s:%d (event loop: %s, pid %d)",
-             __version__, host, port, node.event_loop_name, os.getpid())
+    log.info("olivia %s listening on %s:%d as %s, advertising %s (event loop: %s, pid %d)",
+             __version__, host, port, name, advertise, node.event_loop_name, os.getpid())
     await stop.wait()
     log.info("shutting down: %d client connections to drain", len(server.connections))
+    server.stop_accepting()
+    await node.leave()
     await server.shutdown()
     node.close()
     log.info("stopped")

@@ -80,7 +80,8 @@ ERROR_PATTERNS: tuple[tuple[re.Pattern[str], type[ProtocolError]], ...] = (
     (re.compile(r"(bad escape |raw CR )"), BadEncodingError),
     (re.compile(r"key too long"), KeyTooLongError),
     (re.compile(r"[A-Z]+ reply too large"), ReplyTooLargeError),
-    (re.compile(r"([A-Z]+ item |[A-Z]+ needs |[A-Z]+ takes |empty (key|item))"), BadItemError),
+    (re.compile(r"((REQUEST )?[A-Z]+ (item |needs |takes |has a bad )|empty (key|item))"),
+     BadItemError),
 )
 
 

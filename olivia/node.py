@@ -1,8 +1,12 @@
 """What a node does with a command: the verb table, the store, expiry, INFO.
 
 The server turns bytes into commands with :mod:`olivia.protocol` and hands
-each one to :meth:`Node.execute`, which returns the reply bytes.  Nothing here
-reads or writes a socket, so the command semantics are tested without one.
+each one to :meth:`Node.execute`, which returns the reply: bytes, or a
+future of bytes when peers must be asked first (a GET or DEL that misses
+locally).  Nothing here reads or writes a socket.
+
+Every stored value starts with the 12-byte version stamp of the write that
+made it (:mod:`olivia.clock`); the store itself only sees bytes.
 """
 
 from __future__ import annotations
@@ -10,16 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from olivia import __version__
+from olivia.bloom import CountingBloomFilter
+from olivia.clock import STAMP_BYTES, HybridClock
+from olivia.cluster import Cluster
 from olivia.config import Config
-from olivia.errors import ReplyTooLargeError
+from olivia.errors import ProtocolError, ReplyTooLargeError
+from olivia.membership import PeerState
 from olivia.protocol import (
     Bye,
     Command,
@@ -34,15 +39,25 @@ from olivia.protocol import (
     Pong,
     Quit,
     RequestBloomFilter,
+    RequestConnect,
+    RequestDelete,
+    RequestDisconnect,
+    RequestFilter,
+    RequestInvalidate,
+    RequestLookup,
     RequestPeers,
     Sat,
     SatEx,
     Set,
     SetEx,
     encode_reply,
-    error_line,
+    join_found,
+    join_keys,
 )
+from olivia.stats import Stats, resident_memory
 from olivia.store import Store
+
+Reply = bytes | asyncio.Future[bytes]
 
 log = logging.getLogger(__name__)
 
@@ -51,43 +66,23 @@ log = logging.getLogger(__name__)
 EXPIRY_BATCH = 2000
 
 
-@dataclass
-class Stats:
-    """Counters behind INFO; plain attribute increments on the hot path."""
-
-    started_at: float
-    connected_clients: int = 0
-    total_connections: int = 0
-    total_commands: int = 0
-    rejected_connections: int = 0
-    remote_lookups: int = 0
-    remote_probes: int = 0
-    remote_hits: int = 0
-
-
-def resident_memory() -> int:
-    """Resident set size of this process in bytes (peak RSS where /proc is absent)."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-
-
 class Node:
     """One node's state and command semantics."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
-        self.name = config.name
+        self.name = config.name or f"{config.host}:{config.port}"
+        self.bloom = CountingBloomFilter(config.bloom_capacity, config.bloom_fp_rate)
         self.store = store if store is not None else Store()
+        self.store.on_expire = self.bloom.remove
+        self.clock = HybridClock(self.name)
         self.stats = Stats(started_at=time.monotonic())
+        self.cluster: Cluster | None = None
         self.event_loop_name = "none"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = float("inf")
-        self._handlers: dict[type, Callable[[Any], bytes]] = {
+        self._handlers: dict[type, Callable[[Any], Reply]] = {
             Set: self._set,
             SetEx: self._setex,
             Get: self._get,
@@ -97,15 +92,31 @@ class Node:
             Quit: self._quit,
             RequestPeers: self._request_peers,
             RequestBloomFilter: self._request_bloomfilter,
+            RequestConnect: self._request_connect,
+            RequestDisconnect: self._request_disconnect,
+            RequestLookup: self._request_lookup,
+            RequestDelete: self._request_delete,
+            RequestInvalidate: self._request_invalidate,
+            RequestFilter: self._request_filter,
         }
 
     # -- lifecycle ----------------------------------------------------------
 
-    def start(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, name: str, advertise: str) -> None:
+        """Begin serving as ``name``; join the cluster through the configured seeds."""
         self._loop = loop
         self.name = name
+        self.clock = HybridClock(name)
         self.event_loop_name = type(loop).__module__.split(".")[0]
+        self.cluster = Cluster(self.config, name, advertise, self.store, self.bloom,
+                               self.clock, self.stats)
+        self.cluster.start()
         self._schedule_expiry()
+
+    async def leave(self) -> None:
+        """Tell the peers we are going and stop all cluster traffic."""
+        if self.cluster is not None:
+            await self.cluster.stop()
 
     def close(self) -> None:
         if self._expiry_timer is not None:
@@ -115,43 +126,106 @@ class Node:
 
     # -- commands -----------------------------------------------------------
 
-    def execute(self, command: Command) -> bytes:
-        """Carry out one command and return its reply line."""
+    def execute(self, command: Command) -> Reply:
+        """Carry out one command; its reply line, or a future of it."""
         return self._handlers[type(command)](command)
 
+    def _announcer(self) -> Callable[[bytes, bytes], None] | None:
+        cluster = self.cluster
+        return cluster.note_write if cluster is not None and cluster.has_peers() else None
+
     def _set(self, command: Set) -> bytes:
-        store_set = self.store.set
+        stamp = self.clock.now()
+        store_set, bloom_add, announce = self.store.set, self.bloom.add, self._announcer()
         for key, value in command.items:
-            store_set(key, value)
+            if store_set(key, stamp + value):
+                bloom_add(key)
+            if announce is not None:
+                announce(key, stamp)
+        self._grow_filter_if_full()
         return encode_reply(Sat(command.items, command.tag))
 
     def _setex(self, command: SetEx) -> bytes:
-        earliest = float("inf")
+        stamp = self.clock.now()
+        store_set, bloom_add, announce = self.store.set_with_ttl, self.bloom.add, self._announcer()
         for item in command.items:
-            earliest = min(earliest, self.store.set_with_ttl(item.key, item.value, item.ttl))
-        if earliest < self._expiry_at:
+            if store_set(item.key, stamp + item.value, item.ttl):
+                bloom_add(item.key)
+            if announce is not None:
+                announce(item.key, stamp)
+        self._grow_filter_if_full()
+        deadline = self.store.next_deadline()
+        if deadline is not None and deadline < self._expiry_at:
             self._schedule_expiry()
         return encode_reply(SatEx(command.items, command.tag))
 
-    def _get(self, command: Get) -> bytes:
+    def _get(self, command: Get) -> Reply:
         store_get = self.store.get
-        found = []
-        size = 0
+        found: dict[bytes, bytes] = {}
+        misses = []
         for key in command.keys:
-            value = store_get(key)
-            if value is not None:
-                found.append((key, value))
-                size += len(value)
+            stored = store_get(key)
+            if stored is None:
+                misses.append(key)
+            else:
+                found[key] = stored[STAMP_BYTES:]
+        cluster = self.cluster
+        if not misses or cluster is None or not cluster.alive_count():
+            return self._got(command, found)
+        return self._defer(self._get_remote(command, found, misses))
+
+    async def _get_remote(self, command: Get, found: dict[bytes, bytes],
+                          misses: list[bytes]) -> bytes:
+        assert self.cluster is not None
+        for key, (value, _) in (await self.cluster.lookup(dict.fromkeys(misses))).items():
+            found[key] = value
+        return self._got(command, found)
+
+    def _got(self, command: Get, found: dict[bytes, bytes]) -> bytes:
+        items = tuple((key, found[key]) for key in command.keys if key in found)
+        size = sum(len(value) for _, value in items)
         if size > self.config.max_reply_bytes:
             raise ReplyTooLargeError(
                 f"GET reply too large: {size} bytes of values, over max_reply_bytes "
-                f"({self.config.max_reply_bytes}); ask for fewer keys at a time")
-        return encode_reply(Got(tuple(found), command.tag))
+                f"({self.config.max_reply_bytes}); ask for fewer keys at a time", command.tag)
+        return encode_reply(Got(items, command.tag))
 
-    def _del(self, command: Del) -> bytes:
-        store_delete = self.store.delete
-        deleted = tuple(key for key in command.keys if store_delete(key))
-        return encode_reply(Deleted(deleted, command.tag))
+    def _del(self, command: Del) -> Reply:
+        stamp = self.clock.now()
+        announce = self._announcer()
+        deleted, misses = set(), []
+        for key in command.keys:
+            if self._delete_local(key):
+                deleted.add(key)
+            else:
+                misses.append(key)
+            if announce is not None:
+                announce(key, stamp)
+        cluster = self.cluster
+        if not misses or cluster is None or not cluster.alive_count():
+            return self._deleted(command, deleted)
+        return self._defer(self._del_remote(command, deleted, misses, stamp))
+
+    async def _del_remote(self, command: Del, deleted: set[bytes], misses: list[bytes],
+                          stamp: bytes) -> bytes:
+        assert self.cluster is not None
+        deleted |= await self.cluster.delete(dict.fromkeys(misses), stamp)
+        return self._deleted(command, deleted)
+
+    def _deleted(self, command: Del, deleted: set[bytes]) -> bytes:
+        listed = tuple(dict.fromkeys(key for key in command.keys if key in deleted))
+        return encode_reply(Deleted(listed, command.tag))
+
+    def _delete_local(self, key: bytes) -> bool:
+        if self.store.delete(key):
+            self.bloom.remove(key)
+            return True
+        return False
+
+    def _defer(self, coro: Any) -> asyncio.Future[bytes]:
+        """Run a reply that needs peers; the connection's reply queue holds it."""
+        assert self._loop is not None
+        return self._loop.create_task(coro)
 
     def _ping(self, command: Ping) -> bytes:
         return encode_reply(Pong(command.text, command.tag))
@@ -162,45 +236,110 @@ class Node:
     def _info(self, command: Info) -> bytes:
         return encode_reply(InfoReply(tuple(self.info().items()), command.tag))
 
+    # -- the peer dialect ---------------------------------------------------------
+
+    def _cluster(self) -> Cluster:
+        if self.cluster is None:
+            raise ProtocolError("this node is not serving a cluster yet")
+        return self.cluster
+
     def _request_peers(self, command: RequestPeers) -> bytes:
-        # A single node sees no peers; the cluster issue fills this in.
-        return encode_reply(Fulfilled(b"", command.tag))
+        addresses = self.cluster.alive_addresses() if self.cluster is not None else []
+        return encode_reply(Fulfilled(",".join(addresses).encode(), command.tag))
 
     def _request_bloomfilter(self, command: RequestBloomFilter) -> bytes:
-        return error_line("REQUEST BLOOMFILTER is not available: this build has no filter yet",
-                          command.tag)
+        return encode_reply(Fulfilled(self.bloom.encode_full(), command.tag))
+
+    def _request_connect(self, command: RequestConnect) -> bytes:
+        return encode_reply(Fulfilled(self._cluster().on_connect(command), command.tag))
+
+    def _request_disconnect(self, command: RequestDisconnect) -> bytes:
+        self._cluster().on_disconnect(command.name)
+        return encode_reply(Fulfilled(b"", command.tag))
+
+    def _request_lookup(self, command: RequestLookup) -> bytes:
+        """Answered from this node's own store only: no recursion, no loops."""
+        store_get = self.store.get
+        found = []
+        for key in command.keys:
+            stored = store_get(key)
+            if stored is not None:
+                found.append((key, stored[STAMP_BYTES:], stored[:STAMP_BYTES]))
+        return encode_reply(Fulfilled(join_found(found), command.tag))
+
+    def _drop_if_older(self, key: bytes, stamp: bytes) -> bool:
+        stored = self.store.get(key)
+        if stored is not None and stored[:STAMP_BYTES] < stamp:
+            return self._delete_local(key)
+        return False
+
+    def _request_delete(self, command: RequestDelete) -> bytes:
+        self.clock.observe(command.stamp)
+        deleted = [key for key in command.keys if self._drop_if_older(key, command.stamp)]
+        return encode_reply(Fulfilled(join_keys(deleted), command.tag))
+
+    def _request_invalidate(self, command: RequestInvalidate) -> bytes:
+        dropped = 0
+        newest = b""
+        for key, stamp in command.items:
+            newest = max(newest, stamp)
+            if self._drop_if_older(key, stamp):
+                dropped += 1
+        if newest:
+            self.clock.observe(newest)
+        self.stats.invalidated_keys += dropped
+        return encode_reply(Fulfilled(str(dropped).encode(), command.tag))
+
+    def _request_filter(self, command: RequestFilter) -> bytes:
+        version = self._cluster().on_filter(command.name, command.data)
+        return encode_reply(Fulfilled(str(version).encode(), command.tag))
 
     # -- INFO ---------------------------------------------------------------
 
     def info(self) -> dict[str, str]:
         """The INFO fields, in a stable order (contract fields first)."""
         self._evict_due(limit=None)  # so 'keys' counts live keys only
-        stats, store = self.stats, self.store
+        stats, store, bloom, cluster = self.stats, self.store, self.bloom, self.cluster
+        states = cluster.membership.counts() if cluster is not None else {}
         fields: dict[str, object] = {
             "name": self.name,
             "version": __version__,
             "uptime_s": int(time.monotonic() - stats.started_at),
             "keys": len(store),
-            "peers": 0,
+            "peers": cluster.alive_count() if cluster is not None else 0,
             "connected_clients": stats.connected_clients,
             "used_memory": resident_memory(),
             "expired_keys": store.expired_count,
             "remote_lookups": stats.remote_lookups,
             "remote_probes": stats.remote_probes,
             "remote_hits": stats.remote_hits,
-            "bloom_bits": 0,
-            "bloom_hashes": 0,
-            "bloom_fp_estimate": 0,
+            "bloom_bits": bloom.bits,
+            "bloom_hashes": bloom.hashes,
+            "bloom_fp_estimate": f"{bloom.fp_estimate():.6f}",
             "pid": os.getpid(),
             "event_loop": self.event_loop_name,
             "total_connections_received": stats.total_connections,
             "rejected_connections": stats.rejected_connections,
             "total_commands_processed": stats.total_commands,
             "max_line_bytes": self.config.max_line_bytes,
+            "bloom_keys": bloom.count,
+            "bloom_version": bloom.version,
+            "invalidated_keys": stats.invalidated_keys,
+            "peers_known": sum(states.values()),
+            "peers_suspect": states.get(PeerState.SUSPECT, 0),
+            "peers_down": states.get(PeerState.DOWN, 0),
         }
         return {name: str(value) for name, value in fields.items()}
 
-    # -- expiry -------------------------------------------------------------
+    # -- filter growth and expiry ------------------------------------------------------
+
+    def _grow_filter_if_full(self) -> None:
+        bloom = self.bloom
+        if bloom.count > bloom.capacity:
+            started = time.monotonic()
+            bloom.rebuild(self.store.keys(), bloom.capacity * 2)
+            log.info("filter grown to %d keys capacity (%d bits) in %.2fs", bloom.capacity,
+                     bloom.bits, time.monotonic() - started)
 
     def _schedule_expiry(self) -> None:
         """(Re)arm one timer for the earliest deadline on the store's heap."""
@@ -223,3 +362,4 @@ class Node:
         evicted = self.store.expire_due(limit)
         if evicted:
             log.debug("expired %d keys", len(evicted))
+

@@ -45,6 +45,8 @@ MAX_TAG_BYTES = 64
 
 _RESERVED_SEARCH = re.compile(rb"[%,:\r\n]").search
 _TAG_MATCH = re.compile(rb"[A-Za-z0-9_.-]{1,64}\Z").match
+_NAME_MATCH = re.compile(rb"[A-Za-z0-9_.:-]{1,64}\Z").match
+_HEX_MATCH = re.compile(rb"[0-9a-fA-F]+\Z").match
 _TTL_MATCH = re.compile(rb"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z").match
 # Every two-character hex pair in either case, to its byte: a dict lookup is
 # both faster and stricter than int(..., 16), which accepts "+1" and " 1".
@@ -216,7 +218,93 @@ class RequestBloomFilter:
         return b"BLOOMFILTER"
 
 
-Command = Set | SetEx | Get | Del | Ping | Info | Quit | RequestPeers | RequestBloomFilter
+# -- the peer dialect: REQUEST verbs nodes send each other (docs/protocol.md) --
+
+STAMP_HEX = 24  # a 12-byte version stamp (olivia.clock) as hex
+
+
+@dataclass(frozen=True, slots=True)
+class RequestConnect:
+    """A node introduces itself: ``REQUEST CONNECT <name> <host:port> <incarnation>``."""
+
+    WORD: ClassVar[bytes] = b"REQUEST"
+    name: str
+    address: str
+    incarnation: int
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return f"CONNECT {self.name} {self.address} {self.incarnation}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDisconnect:
+    """A node leaves the cluster: ``REQUEST DISCONNECT <name>``."""
+
+    WORD: ClassVar[bytes] = b"REQUEST"
+    name: str
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return f"DISCONNECT {self.name}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLookup:
+    """Keys a peer asks us for, answered from our own store only."""
+
+    WORD: ClassVar[bytes] = b"REQUEST"
+    keys: tuple[bytes, ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b"LOOKUP " + _join_keys(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestDelete:
+    """A cluster-wide DEL: drop these keys if older than ``stamp``."""
+
+    WORD: ClassVar[bytes] = b"REQUEST"
+    stamp: bytes
+    keys: tuple[bytes, ...]
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b"DELETE " + self.stamp.hex().encode() + b" " + _join_keys(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInvalidate:
+    """Keys written or deleted elsewhere: drop local copies older than each stamp."""
+
+    WORD: ClassVar[bytes] = b"REQUEST"
+    items: tuple[tuple[bytes, bytes], ...]  # (key, stamp)
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b"INVALIDATE " + b",".join(
+            encode_field(key) + b":" + stamp.hex().encode() for key, stamp in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """A peer pushes its bloom filter, full or delta (olivia.bloom encoding)."""
+
+    WORD: ClassVar[bytes] = b"REQUEST"
+    name: str
+    data: bytes
+    tag: bytes = b""
+
+    def payload(self) -> bytes:
+        return b"FILTER " + self.name.encode() + b" " + self.data
+
+
+Command = (Set | SetEx | Get | Del | Ping | Info | Quit | RequestPeers | RequestBloomFilter
+           | RequestConnect | RequestDisconnect | RequestLookup | RequestDelete
+           | RequestInvalidate | RequestFilter)
+PEER_COMMANDS = (RequestConnect, RequestDisconnect, RequestLookup, RequestDelete,
+                 RequestInvalidate, RequestFilter)
 
 
 def _items(verb: str, args: bytes) -> list[bytes]:
@@ -287,18 +375,88 @@ def _no_args(verb: str, args: bytes | None) -> None:
         raise BadItemError(f"{verb} takes no arguments")
 
 
+def _words(verb: str, args: bytes, count: int, form: str) -> list[bytes]:
+    words = args.split(b" ", count - 1) if args else []
+    if len(words) != count or not all(words):
+        raise BadItemError(f"{verb} needs {form}")
+    return words
+
+
+def _node_name(verb: str, raw: bytes) -> str:
+    if not _NAME_MATCH(raw):
+        raise BadItemError(f"{verb} has a bad node name {show(raw)}")
+    return raw.decode()
+
+
+def _stamp(verb: str, raw: bytes) -> bytes:
+    if len(raw) != STAMP_HEX or not _HEX_MATCH(raw):
+        raise BadItemError(f"{verb} has a bad stamp {show(raw)}: need {STAMP_HEX} hex digits")
+    return bytes.fromhex(raw.decode())
+
+
+def _parse_connect(tag: bytes, args: bytes) -> RequestConnect:
+    verb = "REQUEST CONNECT"
+    name, address, incarnation = _words(verb, args, 3, "<name> <host:port> <incarnation>")
+    host, _, port = address.rpartition(b":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or len(address) > 300:
+        raise BadItemError(f"{verb} has a bad address {show(address)}: need host:port")
+    if not incarnation.isdigit() or len(incarnation) > 20:
+        raise BadItemError(f"{verb} has a bad incarnation {show(incarnation)}")
+    return RequestConnect(_node_name(verb, name), address.decode("ascii", "replace"),
+                          int(incarnation), tag)
+
+
+def _parse_delete(tag: bytes, args: bytes) -> RequestDelete:
+    stamp, keys = _words("REQUEST DELETE", args, 2, "<stamp> <key>[,<key>...]")
+    return RequestDelete(_stamp("REQUEST DELETE", stamp), _parse_keys("REQUEST DELETE", keys), tag)
+
+
+def _parse_invalidate(tag: bytes, args: bytes) -> RequestInvalidate:
+    verb = "REQUEST INVALIDATE"
+    items = []
+    for item in _items(verb, args):
+        raw_key, sep, stamp = item.partition(b":")
+        if not sep:
+            raise BadItemError(f"{verb} item {show(item)} needs key:stamp")
+        items.append((_key(verb, item, raw_key), _stamp(verb, stamp)))
+    return RequestInvalidate(tuple(items), tag)
+
+
+def _parse_filter(tag: bytes, args: bytes) -> RequestFilter:
+    name, data = _words("REQUEST FILTER", args, 2, "<name> <filter>")
+    return RequestFilter(_node_name("REQUEST FILTER", name), data, tag)
+
+
 def _parse_request(tag: bytes, args: bytes | None) -> Command:
     what, _, rest = (args or b"").partition(b" ")
     what = what.upper()
     if not what:
-        raise UnknownVerbError("missing verb after REQUEST: one of PEERS, BLOOMFILTER")
+        raise UnknownVerbError(
+            "missing verb after REQUEST: one of " + ", ".join(sorted(_REQUEST_VERBS)))
     if what == b"PEERS":
         _no_args("REQUEST PEERS", rest)
         return RequestPeers(tag)
     if what == b"BLOOMFILTER":
         _no_args("REQUEST BLOOMFILTER", rest)
         return RequestBloomFilter(tag)
+    if what == b"CONNECT":
+        return _parse_connect(tag, rest)
+    if what == b"DISCONNECT":
+        (name,) = _words("REQUEST DISCONNECT", rest, 1, "<name>")
+        return RequestDisconnect(_node_name("REQUEST DISCONNECT", name), tag)
+    if what == b"LOOKUP":
+        return RequestLookup(_parse_keys("REQUEST LOOKUP", rest), tag)
+    if what == b"DELETE":
+        return _parse_delete(tag, rest)
+    if what == b"INVALIDATE":
+        return _parse_invalidate(tag, rest)
+    if what == b"FILTER":
+        return _parse_filter(tag, rest)
     raise UnknownVerbError(f"unknown verb {show(b'REQUEST ' + what)}")
+
+
+_REQUEST_VERBS = ("PEERS", "BLOOMFILTER", "CONNECT", "DISCONNECT", "LOOKUP", "DELETE",
+                  "INVALIDATE", "FILTER")
 
 
 def _parse_quit(tag: bytes, args: bytes | None) -> Quit:
@@ -497,6 +655,34 @@ def _split_pairs(payload: bytes) -> tuple[tuple[bytes, bytes], ...]:
 
 def _split_keys(payload: bytes) -> tuple[bytes, ...]:
     return tuple(decode_field(k) for k in payload.split(b",")) if payload else ()
+
+
+def join_keys(keys: Iterable[bytes]) -> bytes:
+    """Comma-joined canonical keys, as in the reply to REQUEST DELETE."""
+    return _join_keys(keys)
+
+
+def split_keys(payload: bytes) -> tuple[bytes, ...]:
+    """Keys of a FULFILLED payload such as the reply to REQUEST DELETE."""
+    return _split_keys(payload)
+
+
+def join_found(items: Iterable[tuple[bytes, bytes, bytes]]) -> bytes:
+    """Payload of the reply to REQUEST LOOKUP: ``key:value:stamp`` items."""
+    return b",".join(encode_field(k) + b":" + encode_field(v) + b":" + s.hex().encode()
+                     for k, v, s in items)
+
+
+def split_found(payload: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """Parse a REQUEST LOOKUP reply payload into (key, value, stamp) triples."""
+    found = []
+    for item in payload.split(b",") if payload else ():
+        fields = item.split(b":")
+        if len(fields) != 3 or len(fields[2]) != STAMP_HEX or not _HEX_MATCH(fields[2]):
+            raise ProtocolError(f"malformed LOOKUP reply item {show(item)}")
+        found.append((decode_field(fields[0]), decode_field(fields[1]),
+                      bytes.fromhex(fields[2].decode())))
+    return found
 
 
 def _split_ttl_items(payload: bytes) -> tuple[TtlItem, ...]:

@@ -20,12 +20,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from functools import partial
 from typing import Union, cast
 
 from olivia.config import Config
 from olivia.errors import ProtocolError
 from olivia.node import Node
-from olivia.protocol import LineFramer, Quit, error_line, line_too_long, parse_request
+from olivia.protocol import (
+    Get,
+    LineFramer,
+    Ping,
+    Quit,
+    RequestConnect,
+    error_line,
+    line_too_long,
+    parse_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,8 @@ REPLY_BUDGET = 1 << 20
 LINGER_SECONDS = 1.0
 # Unwritten replies per connection (waiting behind an unresolved one) at most.
 MAX_QUEUED_REPLIES = 10_000
+# Commands that may run while an earlier GET still waits on peers.
+_READS = (Get, Ping)
 _INTERNAL_ERROR = "internal error; the request may not have been carried out (see the node's log)"
 
 
@@ -62,6 +74,9 @@ class ClientConnection(asyncio.Protocol):
         self._input_done = False  # EOF or shutdown: finish the backlog, then close
         self._stopped = False  # QUIT or overflow: execute nothing more, then close
         self._eof_seen = False
+        self._deferred = 0  # replies waiting on peers
+        self._deferred_writes = 0  # of which writes (a DEL)
+        self._blocked = False  # the next line waits for those replies
         self._finishing = False  # our side is half-closed; waiting for the client's EOF
         self._linger: asyncio.TimerHandle | None = None
         self.peer = "?"
@@ -124,7 +139,7 @@ class ClientConnection(asyncio.Protocol):
         if self._transport is None:
             return
         while (self._next < len(self._lines) and not self._stopped and not self._write_paused
-               and len(self._queue) < MAX_QUEUED_REPLIES):
+               and not self._blocked and len(self._queue) < MAX_QUEUED_REPLIES):
             self._execute_some()
             self._flush()
         if self._next >= len(self._lines) or self._stopped:
@@ -149,6 +164,12 @@ class ClientConnection(asyncio.Protocol):
                 command = parse_request(line)
                 if command is None:
                     continue
+                if self._deferred and (self._deferred_writes or type(command) not in _READS):
+                    # Waiting on peers for an earlier request: a write must not
+                    # overtake it, nor a read overtake an earlier DEL.
+                    index -= 1
+                    self._blocked = True
+                    break
                 reply = execute(command)
             except ProtocolError as exc:
                 # Errors raised while executing carry no tag; the command's applies.
@@ -163,9 +184,17 @@ class ClientConnection(asyncio.Protocol):
                     self._stopped = True
                     queue.append(reply)
                     break
+                if type(command) is RequestConnect:
+                    # A peer introduced itself: filters it pushes may be large.
+                    self._framer.max_line_bytes = self._server.config.max_peer_line_bytes
             queue.append(reply)
-            if type(reply) is bytes:
+            if isinstance(reply, bytes):
                 budget -= len(reply)
+            else:
+                is_write = type(command) is not Get
+                self._deferred += 1
+                self._deferred_writes += is_write
+                reply.add_done_callback(partial(self._on_deferred_done, is_write))
         self._node.stats.total_commands += index - start
         self._next = index
 
@@ -183,8 +212,7 @@ class ClientConnection(asyncio.Protocol):
                 queue.popleft()
                 continue
             if not head.done():
-                head.add_done_callback(self._on_reply_ready)
-                break
+                break  # _on_deferred_done flushes again when it resolves
             queue.popleft()
             ready.append(_result_line(head))
         if ready and not transport.is_closing():
@@ -225,9 +253,11 @@ class ClientConnection(asyncio.Protocol):
             transport.resume_reading()
         self._reading_paused = pause
 
-    def _on_reply_ready(self, future: asyncio.Future[bytes]) -> None:
-        if self._queue and self._queue[0] is future:
-            self._pump()
+    def _on_deferred_done(self, is_write: bool, future: asyncio.Future[bytes]) -> None:
+        self._deferred -= 1
+        self._deferred_writes -= is_write
+        self._blocked = False
+        self._pump()
 
     # -- shutdown -----------------------------------------------------------
 
@@ -295,10 +325,13 @@ class Server:
         if not self.connections:
             self._all_closed.set()
 
-    async def shutdown(self) -> None:
-        """Stop accepting, flush every connection, wait, then abort stragglers."""
+    def stop_accepting(self) -> None:
         if self._listener is not None:
             self._listener.close()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, flush every connection, wait, then abort stragglers."""
+        self.stop_accepting()
         for connection in list(self.connections):
             connection.close_when_flushed()
         try:

@@ -29,15 +29,18 @@ _HEAP_SLACK = 1024
 class Store:
     """Keys and values with optional expiry; not thread-safe (one event loop)."""
 
-    __slots__ = ("_clock", "_data", "_deadlines", "_heap", "expired_count")
+    __slots__ = ("_clock", "_data", "_deadlines", "_heap", "expired_count", "on_expire")
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, clock: Clock = time.monotonic,
+                 on_expire: Callable[[bytes], None] | None = None) -> None:
         self._data: dict[bytes, bytes] = {}
         self._deadlines: dict[bytes, float] = {}
         self._heap: list[tuple[float, bytes]] = []
         self._clock = clock
         self.expired_count = 0
         """Keys removed because their TTL ran out, lazily or by the heap."""
+        self.on_expire = on_expire
+        """Called with each key that expires (the node removes it from its filter)."""
 
     def __len__(self) -> int:
         """Keys held, including expired ones not yet evicted (see expire_due)."""
@@ -60,21 +63,26 @@ class Store:
             return None
         return value
 
-    def set(self, key: bytes, value: bytes) -> None:
-        """Store ``value`` under ``key`` with no expiry (clearing any TTL)."""
-        self._data[key] = value
+    def set(self, key: bytes, value: bytes) -> bool:
+        """Store ``value`` under ``key`` with no expiry (clearing any TTL).
+        True if the key is new (was absent)."""
+        data = self._data
+        is_new = key not in data
+        data[key] = value
         if self._deadlines:
             self._deadlines.pop(key, None)
+        return is_new
 
-    def set_with_ttl(self, key: bytes, value: bytes, ttl: float) -> float:
-        """Store ``value`` to expire ``ttl`` seconds from now; return the deadline."""
+    def set_with_ttl(self, key: bytes, value: bytes, ttl: float) -> bool:
+        """Store ``value`` to expire ``ttl`` seconds from now.  True if the key is new."""
         deadline = self._clock() + ttl
+        is_new = key not in self._data
         self._data[key] = value
         self._deadlines[key] = deadline
         heapq.heappush(self._heap, (deadline, key))
         if len(self._heap) > 2 * len(self._deadlines) + _HEAP_SLACK:
             self._rebuild_heap()
-        return deadline
+        return is_new
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; True if it was there and not yet expired."""
@@ -112,6 +120,9 @@ class Store:
                 del self._data[key]
                 evicted.append(key)
         self.expired_count += len(evicted)
+        if self.on_expire is not None:
+            for key in evicted:
+                self.on_expire(key)
         return evicted
 
     def clock(self) -> float:
@@ -122,6 +133,8 @@ class Store:
         del self._deadlines[key]
         del self._data[key]
         self.expired_count += 1
+        if self.on_expire is not None:
+            self.on_expire(key)
 
     def _rebuild_heap(self) -> None:
         self._heap = [(deadline, key) for key, deadline in self._deadlines.items()]

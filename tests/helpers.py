@@ -186,3 +186,55 @@ def run_olivia(*args: str, cwd: Path | None = None,
     """Run ``olivia`` to completion (for flags and errors that exit at once)."""
     return subprocess.run([sys.executable, "-m", "olivia", *args], cwd=cwd, timeout=timeout,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def info_of(client: LineClient) -> dict[str, str]:
+    """The INFO fields of the node behind ``client``."""
+    line = client.request("INFO")
+    assert line.startswith(b":INFO "), line
+    return dict(field.split("=", 1) for field in line[6:].decode().split(","))
+
+
+class ClusterProcesses:
+    """Several nodes on loopback, each joined through the first one."""
+
+    def __init__(self) -> None:
+        self.nodes: list[OliviaProcess] = []
+
+    def add(self, *args: str, seed: OliviaProcess | None = None) -> OliviaProcess:
+        seed = seed or (self.nodes[0] if self.nodes else None)
+        name = f"n{len(self.nodes) + 1}"
+        extra = ["--peers", f"127.0.0.1:{seed.port}"] if seed is not None else []
+        node = OliviaProcess(["--name", name, *extra, *args])
+        self.nodes.append(node)
+        return node.start()
+
+    def wait_formed(self, timeout: float = DEADLINE) -> None:
+        """Until every running node sees every other one alive."""
+        running = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+
+        def formed() -> bool:
+            for node in running:
+                with node.client() as client:
+                    if info_of(client)["peers"] != str(len(running) - 1):
+                        return False
+            return True
+
+        wait_until(formed, timeout=timeout, what=f"{len(running)} nodes to see each other")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+@contextmanager
+def running_cluster(size: int, *args: str) -> Iterator[ClusterProcesses]:
+    """``size`` nodes that have all seen each other; all stopped at the end."""
+    cluster = ClusterProcesses()
+    try:
+        for _ in range(size):
+            cluster.add(*args)
+        cluster.wait_formed()
+        yield cluster
+    finally:
+        cluster.close()

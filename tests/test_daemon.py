@@ -42,6 +42,9 @@ def test_flags_override_file_overrides_defaults(tmp_path: Path) -> None:
     ('name = "has space"', "'name' must be 1-64 characters"),
     ('log_level = "loud"', "'log_level' must be one of debug, info, warning, error"),
     ("port = ", "is not valid TOML"),
+    ("[bloom]\nfp_rate = 2", "'bloom.fp_rate' must be a number from 0.0001 to 0.5"),
+    ("[bloom]\ncolour = 1", "unknown key 'bloom.colour'"),
+    ("bloom_capacity = 5", "unknown key 'bloom_capacity'"),
 ])
 def test_bad_config_values(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.toml"

@@ -17,13 +17,15 @@ from tests.helpers import FakeClock
 def run(node: Node, line: bytes) -> bytes:
     command = parse_request(line)
     assert command is not None
-    return node.execute(command)
+    reply = node.execute(command)
+    assert isinstance(reply, bytes)  # no peers: every reply is immediate
+    return reply
 
 
 def test_commands_against_the_store() -> None:
     node = Node(Config(), Store(FakeClock()))
     assert run(node, b"SET a:1,b:2,a:3") == b":SAT a:1,b:2,a:3\n"
-    assert node.store.get(b"a") == b"3"  # the last duplicate wins
+    assert run(node, b"GET a") == b":GOT a:3\n"  # the last duplicate wins
     assert run(node, b"GET a,a,zz") == b":GOT a:3,a:3\n"
     assert run(node, b"DEL a,a") == b":DELETED a\n"
     assert run(node, b"t:PING x") == b"t:PONG x\n"
@@ -44,7 +46,7 @@ def test_info_counts_live_keys_only() -> None:
 @pytest.mark.asyncio
 async def test_expiry_timer_evicts_without_access() -> None:
     node = Node(Config())
-    node.start(asyncio.get_running_loop(), "unit")
+    node.start(asyncio.get_running_loop(), "unit", "127.0.0.1:1")
     try:
         run(node, b"SETEX later:v:30")
         run(node, b"SETEX soon:v:0.05")  # earlier than the armed timer: re-armed
@@ -54,13 +56,14 @@ async def test_expiry_timer_evicts_without_access() -> None:
             await asyncio.sleep(0.01)  # poll until the deadline above
         assert len(node.store) == 1
     finally:
+        await node.leave()
         node.close()
 
 
 @pytest.mark.asyncio
 async def test_mass_expiry_is_done_in_batches() -> None:
     node = Node(Config())
-    node.start(asyncio.get_running_loop(), "unit")
+    node.start(asyncio.get_running_loop(), "unit", "127.0.0.1:1")
     try:
         items = b",".join(b"k%d:v:0.01" % i for i in range(5000))
         run(node, b"SETEX " + items)
@@ -70,4 +73,5 @@ async def test_mass_expiry_is_done_in_batches() -> None:
             await asyncio.sleep(0.01)  # poll until the deadline above
         assert node.store.expired_count == 5000
     finally:
+        await node.leave()
         node.close()

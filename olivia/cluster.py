@@ -1,0 +1,513 @@
+"""The peer logic: membership, filter gossip, routed lookups, cluster-wide writes.
+
+One :class:`Cluster` per node.  It dials every peer it learns of (one
+outgoing :class:`~olivia.peer_link.PeerLink` each, used only for this node's
+own requests), answers the peer dialect on the ordinary server port, and runs
+two loops:
+
+* maintenance, every ``heartbeat_interval``: heartbeats, the timer-driven
+  state changes of :mod:`olivia.membership`, redials with backoff, and a peer
+  exchange with one random peer;
+* gossip, every ``gossip_interval``: this node's filter (full copy to a peer
+  that has none or missed a version, else the delta) and the invalidations
+  of keys written or deleted here since the last round.
+
+How writes reach other copies (see docs/design.md): a key lives on the node
+that last wrote it.  Every write or delete is announced to all peers as
+``key:stamp``; a peer holding an older copy drops it, so afterwards the
+filters route every GET to the newest copy.  GET and DEL use the filters to
+ask only the peers that may hold a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from olivia.bloom import CountingBloomFilter, FilterError, FilterReplica
+from olivia.clock import HybridClock, node_id
+from olivia.config import Config
+from olivia.errors import OliviaError, ProtocolError
+from olivia.membership import Membership, Peer, PeerEvent, PeerState, Timing
+from olivia.peer_link import PeerLink, PeerTimeoutError, PeerUnavailableError
+from olivia.protocol import (
+    Fulfilled,
+    Ping,
+    RequestConnect,
+    RequestDelete,
+    RequestDisconnect,
+    RequestFilter,
+    RequestInvalidate,
+    RequestLookup,
+    RequestPeers,
+    split_found,
+    split_keys,
+)
+from olivia.stats import Stats
+from olivia.store import Store
+
+log = logging.getLogger(__name__)
+
+STAMP = 12  # bytes of version stamp in front of every stored value
+# Items per INVALIDATE or LOOKUP line, so no peer line grows without bound.
+BATCH_ITEMS = 2000
+# Pending invalidations kept for peers at most; past it the oldest are dropped
+# (logged): a cluster that cannot keep up loses freshness, not memory.
+MAX_PENDING_INVALIDATIONS = 1_000_000
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+class Cluster:
+    """This node's view of, and traffic with, every other node."""
+
+    def __init__(self, config: Config, name: str, advertise: str, store: Store,
+                 bloom: CountingBloomFilter, clock: HybridClock, stats: Stats) -> None:
+        self.config = config
+        self.name = name
+        self.advertise = advertise
+        self.incarnation = time.time_ns()
+        self.store = store
+        self.bloom = bloom
+        self.clock = clock
+        self.stats = stats
+        self.membership = Membership(Timing(
+            heartbeat_interval=config.heartbeat_interval,
+            heartbeat_timeout=max(config.heartbeat_interval * 2, 0.5),
+            suspect_timeout=config.suspect_timeout,
+        ))
+        self.links: dict[str, PeerLink] = {}
+        self.replicas: dict[str, FilterReplica] = {}
+        self.acked_version: dict[str, int] = {}  # filter version each peer confirmed
+        self.invalidations: list[tuple[bytes, bytes]] = []  # since the last gossip round
+        self._outbox: dict[str, list[tuple[bytes, bytes]]] = {}  # per peer, not yet sent
+        self._dialing: set[str] = set()  # names or addresses being dialled
+        self._gossiping: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._running = False
+        self._last_exchange = 0.0
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        self._running = True
+        for seed in self.config.peers:
+            if seed != self.advertise:
+                self._spawn(self._dial_seed(seed), f"dial seed {seed}")
+        self._spawn(self._maintenance_loop(), "maintenance")
+        self._spawn(self._gossip_loop(), "gossip")
+
+    async def stop(self, timeout: float = 1.0) -> None:
+        """Tell every peer we are leaving, then close everything."""
+        self._running = False
+        goodbye = RequestDisconnect(self.name)
+        alive = [(p, self.links[p.name]) for p in self.membership.alive() if p.name in self.links]
+        if alive:
+            await asyncio.gather(*(link.request(goodbye, timeout) for _, link in alive),
+                                 return_exceptions=True)
+            log.info("told %d peers we are leaving", len(alive))
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+        for link in list(self.links.values()):
+            link.close()
+        self.links.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cluster task %r failed: %r", task.get_name(), task.exception())
+
+    # -- what the node asks ---------------------------------------------------
+
+    def alive_count(self) -> int:
+        return len(self.membership.alive())
+
+    def has_peers(self) -> bool:
+        return bool(self.membership.peers)
+
+    def alive_addresses(self) -> list[str]:
+        return [p.address_text for p in self.membership.alive()]
+
+    def candidates(self, key: bytes) -> list[str]:
+        """Alive peers whose filter may hold ``key``."""
+        return [p.name for p in self.membership.alive()
+                if p.name in self.links and key in self.replicas.get(p.name, _EMPTY)]
+
+    def note_write(self, key: bytes, stamp: bytes) -> None:
+        """Queue the announcement that ``key`` was written or deleted here."""
+        if self.membership.peers:
+            self.invalidations.append((key, stamp))
+
+    async def lookup(self, keys: Iterable[bytes]) -> dict[bytes, tuple[bytes, bytes]]:
+        """Ask the peers whose filters match; key -> (stamped value) newest wins."""
+        by_peer: dict[str, list[bytes]] = {}
+        lookups = 0
+        for key in keys:
+            lookups += 1
+            for name in self.candidates(key):
+                by_peer.setdefault(name, []).append(key)
+        self.stats.remote_lookups += lookups
+        self.stats.remote_probes += sum(len(v) for v in by_peer.values())
+        found: dict[bytes, tuple[bytes, bytes]] = {}
+        if not by_peer:
+            return found
+        results = await asyncio.gather(
+            *(self._ask(name, RequestLookup(tuple(batch)))
+              for name, peer_keys in by_peer.items()
+              for batch in _batches(peer_keys)),
+            return_exceptions=True)
+        for result in results:
+            if not isinstance(result, Fulfilled):
+                continue
+            try:
+                items = split_found(result.data)
+            except OliviaError as exc:
+                log.warning("bad LOOKUP reply: %s", exc)
+                continue
+            for key, value, stamp in items:
+                self.clock.observe(stamp)
+                best = found.get(key)
+                if best is None or stamp > best[1]:
+                    found[key] = (value, stamp)
+        self.stats.remote_hits += len(found)
+        return found
+
+    async def delete(self, keys: Iterable[bytes], stamp: bytes) -> set[bytes]:
+        """Delete keys on the peers whose filters match; the keys they had."""
+        by_peer: dict[str, list[bytes]] = {}
+        for key in keys:
+            for name in self.candidates(key):
+                by_peer.setdefault(name, []).append(key)
+        deleted: set[bytes] = set()
+        if not by_peer:
+            return deleted
+        results = await asyncio.gather(
+            *(self._ask(name, RequestDelete(stamp, tuple(batch)))
+              for name, peer_keys in by_peer.items() for batch in _batches(peer_keys)),
+            return_exceptions=True)
+        for result in results:
+            if isinstance(result, Fulfilled):
+                deleted.update(split_keys(result.data))
+        return deleted
+
+    async def _ask(self, name: str, command: Any) -> Any:
+        link = self.links.get(name)
+        if link is None:
+            raise PeerUnavailableError(f"no link to {name}")
+        try:
+            return await link.request(command, self.config.lookup_timeout)
+        except PeerTimeoutError:
+            log.warning("peer %s did not answer a lookup in %.2fs", name,
+                        self.config.lookup_timeout)
+            raise
+
+    # -- what peers ask (called by Node for the peer dialect) ------------------
+
+    def on_connect(self, command: RequestConnect) -> bytes:
+        """A peer introduced itself: admit it and make sure we dial it back."""
+        if command.name == self.name:
+            if command.incarnation != self.incarnation:
+                log.warning("another node uses our name %r (at %s)", self.name, command.address)
+            return self.identity()
+        self._check_node_id(command.name)
+        now = time.monotonic()
+        peer, is_new = self.membership.admit(command.name, parse_address(command.address),
+                                             command.incarnation, now)
+        if is_new:
+            self._drop_link(command.name)
+            log.info("peer %s (%s) joined", command.name, command.address)
+        if command.name not in self.links and command.name not in self._dialing:
+            self._spawn(self._dial(peer), f"dial {peer.name}")
+        return self.identity()
+
+    def _check_node_id(self, name: str) -> None:
+        """Stamps break ties by node id: two names with one id cannot coexist."""
+        ident = node_id(name)
+        for other in [self.name, *self.membership.peers]:
+            if other != name and node_id(other) == ident:
+                raise ProtocolError(
+                    f"node name {name!r} has the same id (CRC-32 {ident:08x}) as {other!r}; "
+                    "rename one of them")
+
+    def identity(self) -> bytes:
+        return f"{self.name} {self.advertise} {self.incarnation}".encode()
+
+    def on_disconnect(self, name: str) -> None:
+        peer = self.membership.get(name)
+        if peer is not None:
+            peer.apply(PeerEvent.LEAVE, time.monotonic())
+            log.info("peer %s left the cluster", name)
+            self._forget(name)
+
+    def on_filter(self, name: str, data: bytes) -> int:
+        """Apply a peer's filter push; returns the version we now hold."""
+        if self.membership.get(name) is None:
+            raise FilterError(f"filter from unknown peer {name!r}: send REQUEST CONNECT first")
+        replica = self.replicas.setdefault(name, FilterReplica())
+        replica.apply(data, max_bits=self.config.max_peer_line_bytes * 8)
+        return replica.version
+
+    # -- dialling and handshakes ------------------------------------------------
+
+    async def _dial_seed(self, address: str) -> None:
+        """Dial a seed until it answers (it may start after us)."""
+        delay = self.membership.timing.retry_base
+        while self._running:
+            known = self.membership.by_address(parse_address(address))
+            if known is not None and known.name in self.links:
+                return
+            if await self._connect(address):
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.membership.timing.retry_max)
+
+    async def _dial(self, peer: Peer) -> None:
+        if peer.name in self._dialing:
+            return
+        self._dialing.add(peer.name)
+        try:
+            if not await self._connect(peer.address_text, expected=peer.name):
+                current = self.membership.get(peer.name)
+                if current is peer:
+                    peer.apply(PeerEvent.DIAL_FAILED, time.monotonic())
+                    self.membership.schedule_retry(peer, time.monotonic())
+        finally:
+            self._dialing.discard(peer.name)
+
+    async def _connect(self, address: str, expected: str | None = None) -> bool:
+        """Open a link, introduce ourselves, learn who answered; True on success."""
+        host, port = parse_address(address)
+        timeout = self.config.lookup_timeout
+        try:
+            link = await PeerLink.open(host, port, expected or address,
+                                       self.config.max_peer_line_bytes, timeout, self._link_lost)
+        except PeerUnavailableError as exc:
+            log.debug("%s", exc)
+            return False
+        try:
+            reply = await link.request(
+                RequestConnect(self.name, self.advertise, self.incarnation), timeout)
+            name, their_address, incarnation = _parse_identity(reply)
+        except (OliviaError, ValueError) as exc:
+            log.warning("handshake with %s failed: %s", address, exc)
+            link.close()
+            return False
+        if name == self.name:
+            link.close()  # we dialled ourselves (a seed list naming this node)
+            return True
+        try:
+            self._check_node_id(name)
+        except ProtocolError as exc:
+            log.error("not joining %s: %s", name, exc.message)
+            link.close()
+            return False
+        now = time.monotonic()
+        peer, is_new = self.membership.admit(name, parse_address(their_address), incarnation, now)
+        if is_new:
+            self._drop_link(name)
+            log.info("peer %s (%s) joined", name, their_address)
+        old = self.links.get(name)
+        if old is not None and old is not link:
+            old.close()
+        link.label = name
+        self.links[name] = link
+        self.acked_version.pop(name, None)  # it gets our full filter next round
+        if peer.apply(PeerEvent.HANDSHAKE_OK, now):
+            log.info("peer %s is %s", name, peer.state.value)
+        self._spawn(self._exchange_peers(name), f"peer exchange with {name}")
+        return True
+
+    def _link_lost(self, link: PeerLink) -> None:
+        for name, current in list(self.links.items()):
+            if current is link:
+                del self.links[name]
+                peer = self.membership.get(name)
+                if peer is not None and peer.apply(PeerEvent.LINK_LOST, time.monotonic()):
+                    log.warning("lost link to %s: %s", name, peer.state.value)
+                    if peer.state is PeerState.DOWN:
+                        self._mark_down(peer)
+
+    async def _exchange_peers(self, name: str) -> None:
+        """Ask a peer whom it sees alive; dial the ones we do not know."""
+        link = self.links.get(name)
+        if link is None:
+            return
+        try:
+            reply = await link.request(RequestPeers(), self.config.lookup_timeout)
+        except OliviaError:
+            return
+        if not isinstance(reply, Fulfilled) or not reply.data:
+            return
+        for address in reply.data.decode("ascii", "replace").split(","):
+            if address == self.advertise or address in self._dialing:
+                continue
+            try:
+                known = self.membership.by_address(parse_address(address))
+            except ValueError:
+                continue
+            if known is None or known.state in (PeerState.DOWN, PeerState.LEFT):
+                self._dialing.add(address)
+                self._spawn(self._connect_once(address), f"dial {address}")
+
+    async def _connect_once(self, address: str) -> None:
+        try:
+            await self._connect(address)
+        finally:
+            self._dialing.discard(address)
+
+    # -- failure detection --------------------------------------------------------
+
+    async def _maintenance_loop(self) -> None:
+        timing = self.membership.timing
+        while self._running:
+            await asyncio.sleep(timing.heartbeat_interval)
+            await self._heartbeats()
+            now = time.monotonic()
+            for peer, event in self.membership.due(now):
+                if not peer.apply(event, now):
+                    continue
+                if peer.state is PeerState.DOWN:
+                    self._mark_down(peer)
+                elif peer.state is PeerState.CONNECTING:
+                    self._spawn(self._dial(peer), f"redial {peer.name}")
+            for peer in self.membership:
+                if peer.state is PeerState.SUSPECT and peer.name not in self.links:
+                    self._spawn(self._dial(peer), f"redial {peer.name}")
+            if now - self._last_exchange > 1.0 and self.links:
+                self._last_exchange = now
+                self._spawn(self._exchange_peers(random.choice(list(self.links))),
+                            "peer exchange")
+
+    async def _heartbeats(self) -> None:
+        timing = self.membership.timing
+        targets = [(p, self.links[p.name]) for p in self.membership
+                   if p.state in (PeerState.ALIVE, PeerState.SUSPECT) and p.name in self.links]
+        if not targets:
+            return
+        results = await asyncio.gather(
+            *(link.request(Ping(b"heartbeat"), timing.heartbeat_timeout) for _, link in targets),
+            return_exceptions=True)
+        now = time.monotonic()
+        for (peer, _), result in zip(targets, results, strict=True):
+            event = PeerEvent.HEARTBEAT_MISSED if isinstance(result, BaseException) \
+                else PeerEvent.HEARTBEAT_OK
+            if peer.apply(event, now):
+                log.warning("peer %s is %s", peer.name, peer.state.value)
+
+    def _mark_down(self, peer: Peer) -> None:
+        log.warning("peer %s is down; retrying with backoff", peer.name)
+        self._drop_link(peer.name)
+        self.membership.schedule_retry(peer, time.monotonic())
+
+    def _drop_link(self, name: str) -> None:
+        link = self.links.pop(name, None)
+        if link is not None:
+            link.close()
+        self.replicas.pop(name, None)
+        self.acked_version.pop(name, None)
+        self._outbox.pop(name, None)
+
+    def _forget(self, name: str) -> None:
+        self._drop_link(name)
+        self.membership.forget(name)
+
+    # -- gossip -----------------------------------------------------------------
+
+    async def _gossip_loop(self) -> None:
+        while self._running:
+            await asyncio.sleep(self.config.gossip_interval)
+            self._gossip_round()
+
+    def _gossip_round(self) -> None:
+        update = self.bloom.take_delta()
+        fresh, self.invalidations = self.invalidations, []
+        for peer in self.membership:
+            if peer.state in (PeerState.DOWN, PeerState.LEFT):
+                self._outbox.pop(peer.name, None)  # it will not hold our keys' old copies
+                continue
+            # Peers that are briefly unreachable keep theirs for when they are back.
+            outbox = self._outbox.setdefault(peer.name, [])
+            outbox.extend(fresh)
+            if len(outbox) > MAX_PENDING_INVALIDATIONS:
+                log.warning("dropping %d invalidations for %s: it is not keeping up",
+                            len(outbox) - MAX_PENDING_INVALIDATIONS, peer.name)
+                del outbox[:-MAX_PENDING_INVALIDATIONS]
+        for peer in self.membership.alive():
+            if peer.name in self._gossiping or peer.name not in self.links:
+                continue
+            invalidations = self._outbox.pop(peer.name, [])
+            acked = self.acked_version.get(peer.name)
+            if acked == self.bloom.version:
+                data = None
+            elif update is not None and acked == update.base_version:
+                data = self.bloom.encode_best(update)
+            else:
+                data = self.bloom.encode_full()
+            if data is None and not invalidations:
+                continue
+            self._gossiping.add(peer.name)
+            self._spawn(self._push(peer.name, data, self.bloom.version, invalidations),
+                        f"gossip to {peer.name}")
+
+    async def _push(self, name: str, data: bytes | None, version: int,
+                    invalidations: list[tuple[bytes, bytes]]) -> None:
+        """Send one peer our filter change, then the invalidations, in order."""
+        try:
+            link = self.links.get(name)
+            if link is None:
+                return
+            timeout = max(self.config.lookup_timeout, 1.0)
+            if data is not None:
+                try:
+                    await link.request(RequestFilter(self.name, data), timeout)
+                    self.acked_version[name] = version
+                except OliviaError as exc:
+                    # Unknown version, lost update, rejected: a full copy next round.
+                    self.acked_version.pop(name, None)
+                    log.debug("filter push to %s failed: %s", name, exc)
+            for index, batch in enumerate(_batches(invalidations)):
+                try:
+                    await link.request(RequestInvalidate(tuple(batch)), timeout)
+                except OliviaError:
+                    # Not delivered: back to the front of its outbox for next round.
+                    rest = [item for later in _batches(invalidations)[index:] for item in later]
+                    self._outbox[name] = rest + self._outbox.get(name, [])
+                    raise
+        except OliviaError as exc:
+            log.debug("gossip to %s failed: %s", name, exc)
+        finally:
+            self._gossiping.discard(name)
+
+
+class _NoFilter:
+    def __contains__(self, key: bytes) -> bool:
+        return False
+
+
+_EMPTY = _NoFilter()
+
+
+def _batches(items: list[Any]) -> list[list[Any]]:
+    return [items[i:i + BATCH_ITEMS] for i in range(0, len(items), BATCH_ITEMS)]
+
+
+def _parse_identity(reply: Any) -> tuple[str, str, int]:
+    if not isinstance(reply, Fulfilled):
+        raise ValueError(f"unexpected reply {reply!r}")
+    name, address, incarnation = reply.data.decode("ascii").split(" ")
+    parse_address(address)
+    return name, address, int(incarnation)

@@ -165,11 +165,11 @@ class Cluster:
         found: dict[bytes, tuple[bytes, bytes]] = {}
         if not by_peer:
             return found
-        results = await asyncio.gather(
-            *(self._ask(name, RequestLookup(tuple(batch)))
-              for name, peer_keys in by_peer.items()
-              for batch in _batches(peer_keys)),
-            return_exceptions=True)
+        requests = [(name, RequestLookup(tuple(batch)))
+                    for name, peer_keys in by_peer.items() for batch in _batches(peer_keys)]
+        self.stats.lookup_messages += len(requests)
+        results = await asyncio.gather(*(self._ask(name, request) for name, request in requests),
+                                       return_exceptions=True)
         for result in results:
             if not isinstance(result, Fulfilled):
                 continue
@@ -195,10 +195,11 @@ class Cluster:
         deleted: set[bytes] = set()
         if not by_peer:
             return deleted
-        results = await asyncio.gather(
-            *(self._ask(name, RequestDelete(stamp, tuple(batch)))
-              for name, peer_keys in by_peer.items() for batch in _batches(peer_keys)),
-            return_exceptions=True)
+        requests = [(name, RequestDelete(stamp, tuple(batch)))
+                    for name, peer_keys in by_peer.items() for batch in _batches(peer_keys)]
+        self.stats.lookup_messages += len(requests)
+        results = await asyncio.gather(*(self._ask(name, request) for name, request in requests),
+                                       return_exceptions=True)
         for result in results:
             if isinstance(result, Fulfilled):
                 deleted.update(split_keys(result.data))
@@ -471,17 +472,24 @@ class Cluster:
             if link is None:
                 return
             timeout = max(self.config.lookup_timeout, 1.0)
+            stats = self.stats
             if data is not None:
+                push = RequestFilter(self.name, data)
+                stats.gossip_messages += 1
+                stats.gossip_bytes += len(push.payload()) + 16  # + tag, verb, LF
                 try:
-                    await link.request(RequestFilter(self.name, data), timeout)
+                    await link.request(push, timeout)
                     self.acked_version[name] = version
                 except OliviaError as exc:
                     # Unknown version, lost update, rejected: a full copy next round.
                     self.acked_version.pop(name, None)
                     log.debug("filter push to %s failed: %s", name, exc)
             for index, batch in enumerate(_batches(invalidations)):
+                notice = RequestInvalidate(tuple(batch))
+                stats.gossip_messages += 1
+                stats.gossip_bytes += len(notice.payload()) + 16
                 try:
-                    await link.request(RequestInvalidate(tuple(batch)), timeout)
+                    await link.request(notice, timeout)
                 except OliviaError:
                     # Not delivered: back to the front of its outbox for next round.
                     rest = [item for later in _batches(invalidations)[index:] for item in later]

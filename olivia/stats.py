@@ -21,6 +21,9 @@ class Stats:
     remote_probes: int = 0  # (peer, key) lookups sent
     remote_hits: int = 0  # remote lookups that found the key
     invalidated_keys: int = 0  # local copies dropped for a newer write elsewhere
+    lookup_messages: int = 0  # LOOKUP/DELETE requests sent (one per peer and batch)
+    gossip_messages: int = 0  # FILTER and INVALIDATE requests sent
+    gossip_bytes: int = 0  # bytes of those requests
 
 
 def resident_memory() -> int:

@@ -434,6 +434,8 @@ class Cluster:
             self._gossip_round()
 
     def _gossip_round(self) -> None:
+        if not self.membership.peers:
+            return  # alone: a peer that arrives gets a full copy first anyway
         update = self.bloom.take_delta()
         fresh, self.invalidations = self.invalidations, []
         for peer in self.membership:

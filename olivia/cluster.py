@@ -25,10 +25,11 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
-from olivia.bloom import CountingBloomFilter, FilterError, FilterReplica
+from olivia.bloom import CountingBloomFilter, FilterError, FilterReplica, FilterUpdate
 from olivia.clock import HybridClock, node_id
 from olivia.config import Config
 from olivia.errors import OliviaError, ProtocolError
@@ -58,6 +59,8 @@ BATCH_ITEMS = 2000
 # Pending invalidations kept for peers at most; past it the oldest are dropped
 # (logged): a cluster that cannot keep up loses freshness, not memory.
 MAX_PENDING_INVALIDATIONS = 1_000_000
+# Filter deltas kept so a peer a few rounds behind gets one merged delta.
+HISTORY_ROUNDS = 20
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -88,6 +91,7 @@ class Cluster:
         self.acked_version: dict[str, int] = {}  # filter version each peer confirmed
         self.invalidations: list[tuple[bytes, bytes]] = []  # since the last gossip round
         self._outbox: dict[str, list[tuple[bytes, bytes]]] = {}  # per peer, not yet sent
+        self._history: deque[FilterUpdate] = deque(maxlen=HISTORY_ROUNDS)  # recent deltas
         self._dialing: set[str] = set()  # names or addresses being dialled
         self._gossiping: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -437,6 +441,11 @@ class Cluster:
         if not self.membership.peers:
             return  # alone: a peer that arrives gets a full copy first anyway
         update = self.bloom.take_delta()
+        if update is not None:
+            if update.full_only:
+                self._history.clear()
+            else:
+                self._history.append(update)
         fresh, self.invalidations = self.invalidations, []
         for peer in self.membership:
             if peer.state in (PeerState.DOWN, PeerState.LEFT):
@@ -449,6 +458,7 @@ class Cluster:
                 log.warning("dropping %d invalidations for %s: it is not keeping up",
                             len(outbox) - MAX_PENDING_INVALIDATIONS, peer.name)
                 del outbox[:-MAX_PENDING_INVALIDATIONS]
+        deltas: dict[int, FilterUpdate | None] = {}  # by acked version, this round
         for peer in self.membership.alive():
             if peer.name in self._gossiping or peer.name not in self.links:
                 continue
@@ -456,15 +466,34 @@ class Cluster:
             acked = self.acked_version.get(peer.name)
             if acked == self.bloom.version:
                 data = None
-            elif update is not None and acked == update.base_version:
-                data = self.bloom.encode_best(update)
             else:
-                data = self.bloom.encode_full()
+                if acked is not None and acked not in deltas:
+                    deltas[acked] = self._delta_since(acked)
+                delta = deltas.get(acked) if acked is not None else None
+                data = self.bloom.encode_best(delta) if delta else self.bloom.encode_full()
             if data is None and not invalidations:
                 continue
             self._gossiping.add(peer.name)
             self._spawn(self._push(peer.name, data, self.bloom.version, invalidations),
                         f"gossip to {peer.name}")
+
+    def _delta_since(self, acked: int) -> FilterUpdate | None:
+        """One delta from ``acked`` to now, merged from the recent updates; None
+        if they do not reach back that far (the peer then gets a full copy).
+        A peer that missed a round while its last push was in flight catches
+        up with a small delta instead of the whole filter."""
+        chain = [u for u in self._history if u.base_version >= acked]
+        if not chain or chain[0].base_version != acked or chain[-1].version != self.bloom.version:
+            return None
+        if len(chain) == 1:
+            return chain[0]
+        bits: dict[int, bool] = {}
+        for update in chain:  # later updates override earlier ones
+            bits.update(dict.fromkeys(update.set_positions, True))
+            bits.update(dict.fromkeys(update.clear_positions, False))
+        return FilterUpdate(acked, self.bloom.version,
+                            tuple(sorted(p for p, on in bits.items() if on)),
+                            tuple(sorted(p for p, on in bits.items() if not on)))
 
     async def _push(self, name: str, data: bytes | None, version: int,
                     invalidations: list[tuple[bytes, bytes]]) -> None:

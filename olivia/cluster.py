@@ -83,7 +83,9 @@ class Cluster:
         self.stats = stats
         self.membership = Membership(Timing(
             heartbeat_interval=config.heartbeat_interval,
-            heartbeat_timeout=max(config.heartbeat_interval * 2, 0.5),
+            # Generous: a node busy with a large pipelined load answers late,
+            # and a killed node is caught by its closed link anyway.
+            heartbeat_timeout=max(config.heartbeat_interval * 4, 1.0),
             suspect_timeout=config.suspect_timeout,
         ))
         self.links: dict[str, PeerLink] = {}
@@ -108,7 +110,7 @@ class Cluster:
         self._spawn(self._maintenance_loop(), "maintenance")
         self._spawn(self._gossip_loop(), "gossip")
 
-    async def stop(self, timeout: float = 1.0) -> None:
+    async def stop(self, timeout: float = 0.5) -> None:
         """Tell every peer we are leaving, then close everything."""
         self._running = False
         goodbye = RequestDisconnect(self.name)
@@ -232,6 +234,9 @@ class Cluster:
         now = time.monotonic()
         peer, is_new = self.membership.admit(command.name, parse_address(command.address),
                                              command.incarnation, now)
+        # Its link to us is new, so it may have dropped our filter while we
+        # were down to it (a paused node): send it a full copy next round.
+        self.acked_version.pop(command.name, None)
         if is_new:
             self._drop_link(command.name)
             log.info("peer %s (%s) joined", command.name, command.address)
@@ -448,10 +453,8 @@ class Cluster:
                 self._history.append(update)
         fresh, self.invalidations = self.invalidations, []
         for peer in self.membership:
-            if peer.state in (PeerState.DOWN, PeerState.LEFT):
-                self._outbox.pop(peer.name, None)  # it will not hold our keys' old copies
-                continue
-            # Peers that are briefly unreachable keep theirs for when they are back.
+            # Peers that are unreachable keep theirs (bounded) for when they are
+            # back: a node that was only paused may still hold old copies.
             outbox = self._outbox.setdefault(peer.name, [])
             outbox.extend(fresh)
             if len(outbox) > MAX_PENDING_INVALIDATIONS:

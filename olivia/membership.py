@@ -3,10 +3,11 @@
 ::
 
     CONNECTING --handshake_ok--> ALIVE --heartbeat_missed / link_lost--> SUSPECT
-        ^  |                       ^                                     |  |
-        |  +--dial_failed--> DOWN  +-----------heartbeat_ok / handshake--+  |
-        |                     |                                             |
-        +-------retry---------+ <-------------suspect_timeout---------------+
+        ^  |                     ^ ^                                     |  |
+        |  +--dial_failed,------ | +--------heartbeat_ok / handshake_ok--+  |
+        |     link_lost--> DOWN -+ handshake_ok (it dialled us)             |
+        |                   |                                               |
+        +------retry--------+ <--------------suspect_timeout----------------+
 
     any state --leave--> LEFT (the peer said goodbye; removed, not redialled)
 
@@ -51,7 +52,6 @@ TRANSITIONS: dict[tuple[PeerState, PeerEvent], PeerState] = {
     (S.SUSPECT, E.HEARTBEAT_OK): S.ALIVE,
     (S.SUSPECT, E.HANDSHAKE_OK): S.ALIVE,
     (S.SUSPECT, E.SUSPECT_TIMEOUT): S.DOWN,
-    (S.SUSPECT, E.RETRY): S.SUSPECT,  # redialling does not clear the suspicion
     (S.DOWN, E.RETRY): S.CONNECTING,
     (S.DOWN, E.HANDSHAKE_OK): S.ALIVE,  # it dialled us first
 }

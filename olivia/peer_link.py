@@ -94,6 +94,9 @@ class PeerLink(asyncio.Protocol):
                 self._drop(f"sent an unreadable reply ({exc.message})")
                 return
             future = self._pending.pop(reply.tag, None)
+            if future is None and self._was_issued(reply.tag):
+                log.debug("late reply from %s to a request that timed out", self.label)
+                continue
             if future is None:
                 if isinstance(reply, ErrorReply) and not reply.tag:
                     # e.g. "max clients reached", sent before closing on us
@@ -131,6 +134,13 @@ class PeerLink(asyncio.Protocol):
         if isinstance(reply, ErrorReply):
             raise reply.exception()
         return reply
+
+    def _was_issued(self, tag: bytes) -> bool:
+        """True for a tag of ours whose request already gave up waiting."""
+        try:
+            return 0 < int(tag, 16) <= self._next_tag
+        except ValueError:
+            return False
 
     def close(self) -> None:
         if self._transport is not None:

@@ -23,6 +23,7 @@ from collections import deque
 from functools import partial
 from typing import Union, cast
 
+from olivia.bloom import FilterVersionError
 from olivia.config import Config
 from olivia.errors import ProtocolError
 from olivia.node import Node
@@ -80,6 +81,7 @@ class ClientConnection(asyncio.Protocol):
         self._finishing = False  # our side is half-closed; waiting for the client's EOF
         self._linger: asyncio.TimerHandle | None = None
         self.peer = "?"
+        self.peer_name: str | None = None  # set once the other side is a peer
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -175,6 +177,14 @@ class ClientConnection(asyncio.Protocol):
                 # Errors raised while executing carry no tag; the command's applies.
                 tag = exc.tag or (command.tag if command is not None else b"")
                 reply = error_line(exc.message, tag)
+                if self.peer_name is not None and not isinstance(exc, FilterVersionError):
+                    # A peer must speak the dialect exactly: garbage, a bad or
+                    # oversized filter means a broken or hostile peer.
+                    log.warning("dropping peer %s (%s): it sent a bad request: %s",
+                                self.peer_name, self.peer, exc.message)
+                    queue.append(reply)
+                    self._stopped = True
+                    break
             except Exception as exc:  # a bug must cost one request, not the node
                 log.error("internal error on %r from %s: %r", line[:80], self.peer, exc,
                           exc_info=log.isEnabledFor(logging.DEBUG))
@@ -187,6 +197,7 @@ class ClientConnection(asyncio.Protocol):
                 if type(command) is RequestConnect:
                     # A peer introduced itself: filters it pushes may be large.
                     self._framer.max_line_bytes = self._server.config.max_peer_line_bytes
+                    self.peer_name = command.name
             queue.append(reply)
             if isinstance(reply, bytes):
                 budget -= len(reply)

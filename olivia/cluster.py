@@ -98,6 +98,7 @@ class Cluster:
         self._gossiping: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running = False
+        self._heartbeating = False
         self._last_exchange = 0.0
 
     # -- lifecycle ----------------------------------------------------------
@@ -385,7 +386,11 @@ class Cluster:
         timing = self.membership.timing
         while self._running:
             await asyncio.sleep(timing.heartbeat_interval)
-            await self._heartbeats()
+            if not self._heartbeating:
+                # Not awaited: a silent peer's timeout must not delay the
+                # timer-driven transitions below (suspect -> down).
+                self._heartbeating = True
+                self._spawn(self._heartbeats(), "heartbeats")
             now = time.monotonic()
             for peer, event in self.membership.due(now):
                 if not peer.apply(event, now):
@@ -403,6 +408,12 @@ class Cluster:
                             "peer exchange")
 
     async def _heartbeats(self) -> None:
+        try:
+            await self._heartbeat_round()
+        finally:
+            self._heartbeating = False
+
+    async def _heartbeat_round(self) -> None:
         timing = self.membership.timing
         targets = [(p, self.links[p.name]) for p in self.membership
                    if p.state in (PeerState.ALIVE, PeerState.SUSPECT) and p.name in self.links]
@@ -420,16 +431,19 @@ class Cluster:
 
     def _mark_down(self, peer: Peer) -> None:
         log.warning("peer %s is down; retrying with backoff", peer.name)
-        self._drop_link(peer.name)
+        # Its queued invalidations stay: if it was only cut off or paused, it
+        # still holds copies they must replace when it is back.
+        self._drop_link(peer.name, keep_outbox=True)
         self.membership.schedule_retry(peer, time.monotonic())
 
-    def _drop_link(self, name: str) -> None:
+    def _drop_link(self, name: str, keep_outbox: bool = False) -> None:
         link = self.links.pop(name, None)
         if link is not None:
             link.close()
         self.replicas.pop(name, None)
         self.acked_version.pop(name, None)
-        self._outbox.pop(name, None)
+        if not keep_outbox:  # it left, or restarted empty
+            self._outbox.pop(name, None)
 
     def _forget(self, name: str) -> None:
         self._drop_link(name)

@@ -60,7 +60,7 @@ class Config:
                                       "to peers", "float", min=0.01, max=10.0)
     heartbeat_interval: float = _setting(0.25, "seconds between heartbeats to each peer",
                                          "float", min=0.05, max=10.0)
-    suspect_timeout: float = _setting(3.0, "seconds a silent peer stays suspect before it "
+    suspect_timeout: float = _setting(2.5, "seconds a silent peer stays suspect before it "
                                       "is marked down", "float", min=0.1, max=60.0)
     max_peer_line_bytes: int = _setting(64 << 20, "longest line accepted from a peer (filters "
                                         "are large)", "int", min=1 << 20, max=1 << 31)

@@ -303,8 +303,6 @@ class RequestFilter:
 Command = (Set | SetEx | Get | Del | Ping | Info | Quit | RequestPeers | RequestBloomFilter
            | RequestConnect | RequestDisconnect | RequestLookup | RequestDelete
            | RequestInvalidate | RequestFilter)
-PEER_COMMANDS = (RequestConnect, RequestDisconnect, RequestLookup, RequestDelete,
-                 RequestInvalidate, RequestFilter)
 
 
 def _items(verb: str, args: bytes) -> list[bytes]:
@@ -480,8 +478,6 @@ _VERBS: dict[bytes, Callable[[bytes, bytes | None], Command]] = {
     b"QUIT": _parse_quit,
     b"REQUEST": _parse_request,
 }
-
-VERBS: tuple[str, ...] = tuple(sorted(verb.decode() for verb in _VERBS))
 
 
 def parse_request(line: bytes) -> Command | None:

@@ -275,6 +275,16 @@ def test_a_node_that_leaves_is_forgotten_at_once() -> None:
 # -- bad peers ----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def fake_peer_listener() -> Iterator[socket.socket]:
+    """A listening socket a fake peer advertises, so the node can dial back."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        yield listener
+
+
 def fake_peer_handshake(node: OliviaProcess, name: str, port: int) -> LineClient:
     client = node.client()
     reply = client.request(f"t:REQUEST CONNECT {name} 127.0.0.1:{port} 1")
@@ -290,63 +300,52 @@ def test_a_peer_whose_node_id_collides_is_refused() -> None:
         assert info_of(client)["peers_known"] == "0"
 
 
-def test_garbage_and_bad_filters_from_a_peer_do_no_harm() -> None:
+def test_garbage_and_bad_filters_from_a_peer_do_no_harm(
+        fake_peer_listener: socket.socket) -> None:
     with running_cluster(2) as cluster:
         a, b = cluster.nodes
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        try:
-            port = listener.getsockname()[1]
-            bad_requests = [
-                b"REQUEST FILTER fake FULL 1 64 3 0 !!notbase64",
-                b"REQUEST FILTER fake FULL 1 99999999999 3 0 AAAA",  # oversized
-                b"REQUEST FILTER fake FULL 1 800 3 0 eJwDAAAAAAE=",  # truncated
-                b"\x00\xff garbage",
-                b"REQUEST LOOKUP",
-                b"REQUEST INVALIDATE x:zz",
-            ]
-            for bad in bad_requests:
-                # Each is answered with an error, logged, and the peer is dropped.
-                fake = fake_peer_handshake(a, "fake", port)
-                assert fake.request(bad).startswith(b":ERR "), bad
-                assert fake.is_closed_by_server()
-                fake.close()
-            # A delta from the wrong version is normal (the sender then sends a
-            # full copy): an error, but the peer stays connected.
+        port = fake_peer_listener.getsockname()[1]
+        bad_requests = [
+            b"REQUEST FILTER fake FULL 1 64 3 0 !!notbase64",
+            b"REQUEST FILTER fake FULL 1 99999999999 3 0 AAAA",  # oversized
+            b"REQUEST FILTER fake FULL 1 800 3 0 eJwDAAAAAAE=",  # truncated
+            b"\x00\xff garbage",
+            b"REQUEST LOOKUP",
+            b"REQUEST INVALIDATE x:zz",
+        ]
+        for bad in bad_requests:
+            # Each is answered with an error, logged, and the peer is dropped.
             fake = fake_peer_handshake(a, "fake", port)
-            assert fake.request("REQUEST FILTER fake DELTA 5 6 - -").startswith(b":ERR ")
-            assert fake.request("PING") == b":PONG"
+            assert fake.request(bad).startswith(b":ERR "), bad
+            assert fake.is_closed_by_server()
             fake.close()
-            assert a.log().count("dropping peer fake") == len(bad_requests)
-            with a.client() as ca, b.client() as cb:
-                ca.request("SET safe:1")
-                wait_until(lambda: cb.request("GET safe") == b":GOT safe:1", timeout=0.5)
-        finally:
-            listener.close()
+        # A delta from the wrong version is normal (the sender then sends a
+        # full copy): an error, but the peer stays connected.
+        fake = fake_peer_handshake(a, "fake", port)
+        assert fake.request("REQUEST FILTER fake DELTA 5 6 - -").startswith(b":ERR ")
+        assert fake.request("PING") == b":PONG"
+        fake.close()
+        assert a.log().count("dropping peer fake") == len(bad_requests)
+        with a.client() as ca, b.client() as cb:
+            ca.request("SET safe:1")
+            wait_until(lambda: cb.request("GET safe") == b":GOT safe:1", timeout=0.5)
 
 
-def test_a_peer_that_stops_reading_is_dropped_and_stalls_nothing() -> None:
+def test_a_peer_that_stops_reading_is_dropped_and_stalls_nothing(
+        fake_peer_listener: socket.socket) -> None:
     with running_cluster(2) as cluster:
         a, b = cluster.nodes
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        try:
-            fake = fake_peer_handshake(a, "mute", listener.getsockname()[1])
-            # a dials back to the fake peer, which accepts and never reads or answers.
-            listener.settimeout(5)
-            mute, _ = listener.accept()
-            with a.client() as ca:
-                wait_until(lambda: info_of(ca)["peers_known"] == "2", timeout=2)
-                wait_until(lambda: info_of(ca)["peers"] == "1", timeout=5,
-                           what="the mute peer to stop counting as alive")
-                started = time.monotonic()
-                ca.request("SET stall:1")
-                with b.client() as cb:
-                    wait_until(lambda: cb.request("GET stall") == b":GOT stall:1", timeout=1)
-                assert time.monotonic() - started < 1.5
-            mute.close()
-            fake.close()
-        finally:
-            listener.close()
+        fake = fake_peer_handshake(a, "mute", fake_peer_listener.getsockname()[1])
+        # a dials back to the fake peer, which accepts and never reads or answers.
+        fake_peer_listener.settimeout(5)
+        mute, _ = fake_peer_listener.accept()
+        with mute, fake, a.client() as ca:
+            wait_until(lambda: info_of(ca)["peers_known"] == "2", timeout=2)
+            wait_until(lambda: info_of(ca)["peers"] == "1", timeout=5,
+                       what="the mute peer to stop counting as alive")
+            started = time.monotonic()
+            ca.request("SET stall:1")
+            with b.client() as cb:
+                wait_until(lambda: cb.request("GET stall") == b":GOT stall:1", timeout=1)
+            assert time.monotonic() - started < 1.5
+

@@ -64,7 +64,7 @@ import math
 import sys
 import zlib
 from array import array
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import mmh3
@@ -267,21 +267,30 @@ class CountingBloomFilter:
 
     def add(self, key: bytes) -> None:
         """Count ``key`` in; the bits it sets reach peers in the next delta."""
-        h1, h2 = _hash64(key, self._seed, True, False)
-        m = self._bits
-        pos = h1 % m
-        step = (h2 | 1) % m
+        self.add_many((key,))
+
+    def add_many(self, keys: Collection[bytes]) -> None:
+        """Count each of ``keys`` in (a key given twice counts twice).
+
+        One call per multi-key SET or bulk load: this loop is most of what a
+        new key costs, so it is kept flat, with everything in locals.
+        """
+        seed, m, krange = self._seed, self._bits, self._krange
         counters, bits = self._counters, self._bitarray
-        for _ in self._krange:
-            n = counters[pos]
-            if n == 0:
-                counters[pos] = 1
-                bits[pos] = 1
-            elif n != _SATURATED:
-                counters[pos] = n + 1
-            pos = (pos + step) % m
-        self._count += 1
-        self._ops += 1
+        for key in keys:
+            h1, h2 = _hash64(key, seed, True, False)
+            pos = h1 % m
+            step = (h2 | 1) % m
+            for _ in krange:
+                n = counters[pos]
+                if n == 0:
+                    counters[pos] = 1
+                    bits[pos] = 1
+                elif n != _SATURATED:
+                    counters[pos] = n + 1
+                pos = (pos + step) % m
+        self._count += len(keys)
+        self._ops += len(keys)
 
     def remove(self, key: bytes) -> None:
         """Count ``key`` out; the caller guarantees it was added before.
@@ -339,8 +348,7 @@ class CountingBloomFilter:
         """
         keys = list(keys)  # if iterating fails, it fails before anything changed
         self._resize(capacity)
-        for key in keys:
-            self.add(key)
+        self.add_many(keys)
         self._sent = self._bitarray.copy()
         self._ops_at_delta = self._ops
         self._version += 1

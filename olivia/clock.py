@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 STAMP_BYTES = 12
 _PACK = struct.Struct(">QI")
+_pack = _PACK.pack
 _LOGICAL_BITS = 16
 _LOGICAL_MAX = (1 << _LOGICAL_BITS) - 1
 ZERO_STAMP = bytes(STAMP_BYTES)
@@ -49,11 +50,12 @@ class HybridClock:
     def now(self) -> bytes:
         """A stamp larger than every stamp issued or observed before."""
         wall = int(self._wall() * 1000)
-        if wall > self._time:
-            self._time, self._logical = wall, 0
-        else:
-            self._tick_logical()
-        return _PACK.pack((self._time << _LOGICAL_BITS) | self._logical, self._node_id)
+        if wall > self._time:  # the usual case, once per SET: kept short
+            self._time = wall
+            self._logical = 0
+            return _pack(wall << _LOGICAL_BITS, self._node_id)
+        self._tick_logical()
+        return _pack((self._time << _LOGICAL_BITS) | self._logical, self._node_id)
 
     def observe(self, stamp: bytes) -> bool:
         """Move past a stamp received from a peer (the HLC receive rule).

@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 from olivia.bloom import CountingBloomFilter, FilterError, FilterReplica, FilterUpdate
@@ -158,6 +158,11 @@ class Cluster:
         """Queue the announcement that ``key`` was written or deleted here."""
         if self.membership.peers:
             self.invalidations.append((key, stamp))
+
+    def note_writes(self, pairs: Iterable[Sequence[bytes]], stamp: bytes) -> None:
+        """note_write for the key of each (key, value) pair: one call per SET."""
+        if self.membership.peers:
+            self.invalidations.extend((pair[0], stamp) for pair in pairs)
 
     async def lookup(self, keys: Iterable[bytes]) -> dict[bytes, tuple[bytes, bytes]]:
         """Ask the peers whose filters match; key -> (stamped value) newest wins."""

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from olivia import __version__
@@ -32,7 +32,6 @@ from olivia.protocol import (
     Deleted,
     Fulfilled,
     Get,
-    Got,
     Info,
     InfoReply,
     Ping,
@@ -50,9 +49,13 @@ from olivia.protocol import (
     SatEx,
     Set,
     SetEx,
+    encode_field,
     encode_reply,
+    got_line,
     join_found,
     join_keys,
+    plain_items,
+    plain_keys,
 )
 from olivia.stats import Stats, resident_memory
 from olivia.store import Store
@@ -82,6 +85,13 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = float("inf")
+        # A stored value longer than this could not go out in one GOT line.
+        self._max_stored_reply = config.max_reply_bytes + STAMP_BYTES
+        # Verb -> plain-lane handler, tried by the server before parse_request.
+        self.plain_handlers: dict[bytes, Callable[[bytes], bytes | None]] = {
+            b"GET": self.get_plain,
+            b"SET": self.set_plain,
+        }
         self._handlers: dict[type, Callable[[Any], Reply]] = {
             Set: self._set,
             SetEx: self._setex,
@@ -134,22 +144,66 @@ class Node:
         cluster = self.cluster
         return cluster.note_write if cluster is not None and cluster.has_peers() else None
 
-    def _set(self, command: Set) -> bytes:
+    # The plain lane (see olivia.protocol.plain_items): the server tries these
+    # first for untagged GET and SET lines.  None means "not plain", or "needs
+    # the peers": the line then goes through parse_request and execute.
+
+    def set_plain(self, args: bytes) -> bytes | None:
+        """``SET`` of arguments that need no decoding; they are stored and echoed as sent."""
+        pairs = plain_items(args)
+        if pairs is None:
+            return None
+        self._store(pairs)
+        return b":SAT " + args + b"\n"
+
+    def get_plain(self, args: bytes) -> bytes | None:
+        """``GET`` of keys that need no decoding, answered from wire-form values."""
+        keys = plain_keys(args)
+        if keys is None:
+            return None
+        store_get = self.store.get
+        if len(keys) == 1:
+            stored = store_get(args)
+            if stored is None:
+                return None if self._peers_alive() else b":GOT\n"
+            if len(stored) <= self._max_stored_reply:
+                return b":GOT " + args + b":" + stored[STAMP_BYTES:] + b"\n"
+            return None
+        found = []
+        for key in keys:
+            stored = store_get(key)
+            if stored is not None:
+                found.append(key + b":" + stored[STAMP_BYTES:])
+            elif self._peers_alive():
+                return None  # the general path asks the peers
+        payload = b",".join(found)
+        if len(payload) > self.config.max_reply_bytes:
+            return None  # the general path words the error
+        return b":GOT " + payload + b"\n" if payload else b":GOT\n"
+
+    def _peers_alive(self) -> bool:
+        cluster = self.cluster
+        return cluster is not None and cluster.alive_count() > 0
+
+    def _store(self, pairs: Sequence[Sequence[bytes]]) -> None:
+        """Store (key, wire-form value) pairs under one new stamp; tell the peers."""
         stamp = self.clock.now()
-        store_set, bloom_add, announce = self.store.set, self.bloom.add, self._announcer()
-        for key, value in command.items:
-            if store_set(key, stamp + value):
-                bloom_add(key)
-            if announce is not None:
-                announce(key, stamp)
-        self._grow_filter_if_full()
+        new = self.store.set_many(pairs, stamp)
+        if new:
+            self.bloom.add_many(new)
+            self._grow_filter_if_full()
+        if self.cluster is not None:
+            self.cluster.note_writes(pairs, stamp)
+
+    def _set(self, command: Set) -> bytes:
+        self._store([(key, encode_field(value)) for key, value in command.items])
         return encode_reply(Sat(command.items, command.tag))
 
     def _setex(self, command: SetEx) -> bytes:
         stamp = self.clock.now()
         store_set, bloom_add, announce = self.store.set_with_ttl, self.bloom.add, self._announcer()
         for item in command.items:
-            if store_set(item.key, stamp + item.value, item.ttl):
+            if store_set(item.key, stamp + encode_field(item.value), item.ttl):
                 bloom_add(item.key)
             if announce is not None:
                 announce(item.key, stamp)
@@ -169,8 +223,7 @@ class Node:
                 misses.append(key)
             else:
                 found[key] = stored[STAMP_BYTES:]
-        cluster = self.cluster
-        if not misses or cluster is None or not cluster.alive_count():
+        if not misses or not self._peers_alive():
             return self._got(command, found)
         return self._defer(self._get_remote(command, found, misses))
 
@@ -182,13 +235,14 @@ class Node:
         return self._got(command, found)
 
     def _got(self, command: Get, found: dict[bytes, bytes]) -> bytes:
-        items = tuple((key, found[key]) for key in command.keys if key in found)
+        """The GOT line for ``found`` (key -> wire-form value), in the order asked."""
+        items = [(key, found[key]) for key in command.keys if key in found]
         size = sum(len(value) for _, value in items)
         if size > self.config.max_reply_bytes:
             raise ReplyTooLargeError(
                 f"GET reply too large: {size} bytes of values, over max_reply_bytes "
                 f"({self.config.max_reply_bytes}); ask for fewer keys at a time", command.tag)
-        return encode_reply(Got(items, command.tag))
+        return got_line(items, command.tag)
 
     def _del(self, command: Del) -> Reply:
         stamp = self.clock.now()
@@ -201,8 +255,7 @@ class Node:
                 misses.append(key)
             if announce is not None:
                 announce(key, stamp)
-        cluster = self.cluster
-        if not misses or cluster is None or not cluster.alive_count():
+        if not misses or not self._peers_alive():
             return self._deleted(command, deleted)
         return self._defer(self._del_remote(command, deleted, misses, stamp))
 

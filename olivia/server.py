@@ -138,23 +138,44 @@ class ClientConnection(asyncio.Protocol):
 
     def _pump(self) -> None:
         """Execute backlog lines while the client keeps up, then write."""
-        if self._transport is None:
+        transport = self._transport
+        if transport is None:
             return
-        while (self._next < len(self._lines) and not self._stopped and not self._write_paused
-               and not self._blocked and len(self._queue) < MAX_QUEUED_REPLIES):
-            self._execute_some()
-            self._flush()
-        if self._next >= len(self._lines) or self._stopped:
+        while self._next < len(self._lines):
+            if (self._stopped or self._write_paused or self._blocked
+                    or len(self._queue) >= MAX_QUEUED_REPLIES):
+                break
+            ready = self._execute_some()
+            if self._queue or self._stopped or self._input_done:
+                self._flush(ready)
+            elif ready:  # the usual case: every reply is ready, nothing to close
+                transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
+        else:  # every line executed (also the usual case)
             self._lines, self._next = [], 0
             if self._framer.overflowed and not self._stopped:
                 self._queue.append(line_too_long(self._framer.max_line_bytes))
                 self._stopped = True
-        self._flush()
+                self._flush([])
+            elif self._stopped or self._input_done:
+                self._flush([])  # nothing left to execute: close if all is written
+            if self._reading_paused or self._write_paused or self._queue:
+                self._update_reading()
+            return
+        if self._stopped:
+            self._lines, self._next = [], 0
+            self._flush([])
         self._update_reading()
 
-    def _execute_some(self) -> None:
-        """Execute lines from the backlog until REPLY_BUDGET bytes of replies."""
-        queue, execute = self._queue, self._node.execute
+    def _execute_some(self) -> list[bytes]:
+        """Execute lines from the backlog until REPLY_BUDGET bytes of replies.
+
+        Returns the replies that can be written at once.  Once a reply has to
+        wait (a future), it and every reply after it go to the queue instead.
+        """
+        queue = self._queue
+        ready: list[bytes] = []
+        out: list[bytes] | deque[PendingReply] = queue if queue else ready
+        execute, plain = self._node.execute, self._node.plain_handlers
         lines, index, end = self._lines, self._next, len(self._lines)
         budget = REPLY_BUDGET
         start = index
@@ -162,17 +183,33 @@ class ClientConnection(asyncio.Protocol):
             line = lines[index]
             index += 1
             command = None
+            reply: bytes | asyncio.Future[bytes] | None = None
+            if not self._deferred:
+                # The plain lane: no parsing into objects, for most requests.
+                verb, _, args = line.partition(b" ")
+                handler = plain.get(verb)
+                if handler is not None:
+                    try:
+                        reply = handler(args)
+                    except Exception as exc:
+                        reply = self._internal_error(line, exc, b"")
+                    if reply is not None:
+                        out.append(reply)
+                        budget -= len(reply)
+                        continue
             try:
-                command = parse_request(line)
-                if command is None:
-                    continue
-                if self._deferred and (self._deferred_writes or type(command) not in _READS):
-                    # Waiting on peers for an earlier request: a write must not
-                    # overtake it, nor a read overtake an earlier DEL.
-                    index -= 1
-                    self._blocked = True
-                    break
-                reply = execute(command)
+                if reply is None:
+                    command = parse_request(line)
+                    if command is None:
+                        continue
+                    if self._deferred and (self._deferred_writes
+                                           or type(command) not in _READS):
+                        # Waiting on peers for an earlier request: a write must
+                        # not overtake it, nor a read overtake an earlier DEL.
+                        index -= 1
+                        self._blocked = True
+                        break
+                    reply = execute(command)
             except ProtocolError as exc:
                 # Errors raised while executing carry no tag; the command's applies.
                 tag = exc.tag or (command.tag if command is not None else b"")
@@ -182,40 +219,49 @@ class ClientConnection(asyncio.Protocol):
                     # oversized filter means a broken or hostile peer.
                     log.warning("dropping peer %s (%s): it sent a bad request: %s",
                                 self.peer_name, self.peer, exc.message)
-                    queue.append(reply)
+                    out.append(reply)
                     self._stopped = True
                     break
-            except Exception as exc:  # a bug must cost one request, not the node
-                log.error("internal error on %r from %s: %r", line[:80], self.peer, exc,
-                          exc_info=log.isEnabledFor(logging.DEBUG))
-                reply = error_line(_INTERNAL_ERROR, command.tag if command else b"")
+            except Exception as exc:
+                reply = self._internal_error(line, exc, command.tag if command else b"")
             else:
-                if type(command) is Quit:
-                    self._stopped = True
-                    queue.append(reply)
-                    break
-                if type(command) is RequestConnect:
-                    # A peer introduced itself: filters it pushes may be large.
-                    self._framer.max_line_bytes = self._server.config.max_peer_line_bytes
-                    self.peer_name = command.name
-            queue.append(reply)
-            if isinstance(reply, bytes):
+                if command is not None:
+                    if type(command) is Quit:
+                        self._stopped = True  # its reply is the last one
+                    elif type(command) is RequestConnect:
+                        # A peer introduced itself: filters it pushes may be large.
+                        self._framer.max_line_bytes = self._server.config.max_peer_line_bytes
+                        self.peer_name = command.name
+            if type(reply) is bytes:
+                out.append(reply)
                 budget -= len(reply)
             else:
+                future = cast("asyncio.Future[bytes]", reply)
                 is_write = type(command) is not Get
                 self._deferred += 1
                 self._deferred_writes += is_write
-                reply.add_done_callback(partial(self._on_deferred_done, is_write))
+                future.add_done_callback(partial(self._on_deferred_done, is_write))
+                queue.append(future)
+                out = queue
+            if self._stopped:
+                break
         self._node.stats.total_commands += index - start
         self._next = index
+        return ready
 
-    def _flush(self) -> None:
-        """Write every reply that is ready, in order, in one write; close when done."""
+    def _internal_error(self, line: bytes, exc: Exception, tag: bytes) -> bytes:
+        """A bug must cost one request, not the node: log it, answer ERR."""
+        log.error("internal error on %r from %s: %r", line[:80], self.peer, exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        return error_line(_INTERNAL_ERROR, tag)
+
+    def _flush(self, ready: list[bytes]) -> None:
+        """Write ``ready`` and every queued reply that has resolved, in order, in
+        one write; close when all is done."""
         transport = self._transport
         if transport is None:
             return
         queue = self._queue
-        ready: list[bytes] = []
         while queue:
             head = queue[0]
             if isinstance(head, bytes):
@@ -228,8 +274,8 @@ class ClientConnection(asyncio.Protocol):
             ready.append(_result_line(head))
         if ready and not transport.is_closing():
             transport.write(b"".join(ready) if len(ready) > 1 else ready[0])
-        finished = self._stopped or (self._input_done and self._next >= len(self._lines))
-        if finished and not queue:
+        if not queue and (self._stopped or (self._input_done
+                                            and self._next >= len(self._lines))):
             self._finish(transport)
 
     def _finish(self, transport: asyncio.Transport) -> None:
@@ -253,14 +299,16 @@ class ClientConnection(asyncio.Protocol):
         self._linger = asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
 
     def _update_reading(self) -> None:
+        pause = (self._write_paused or self._next < len(self._lines)
+                 or len(self._queue) >= MAX_QUEUED_REPLIES)
+        if pause == self._reading_paused:
+            return  # the usual case: nothing to change
         transport = self._transport
         if transport is None or transport.is_closing() or self._finishing:
             return
-        pause = (self._write_paused or self._next < len(self._lines)
-                 or len(self._queue) >= MAX_QUEUED_REPLIES)
-        if pause and not self._reading_paused:
+        if pause:
             transport.pause_reading()
-        elif not pause and self._reading_paused:
+        else:
             transport.resume_reading()
         self._reading_paused = pause
 
@@ -268,6 +316,7 @@ class ClientConnection(asyncio.Protocol):
         self._deferred -= 1
         self._deferred_writes -= is_write
         self._blocked = False
+        self._flush([])
         self._pump()
 
     # -- shutdown -----------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 Clock = Callable[[], float]
 
@@ -72,6 +72,24 @@ class Store:
         if self._deadlines:
             self._deadlines.pop(key, None)
         return is_new
+
+    def set_many(self, pairs: Sequence[Sequence[bytes]], prefix: bytes) -> list[bytes]:
+        """Store ``prefix + value`` under each ``key`` of ``(key, value)`` pairs,
+        clearing TTLs; the keys that are new, each once.
+
+        One call for a whole multi-key SET: a bulk load spends its time here.
+        """
+        data = self._data
+        new = []
+        for key, value in pairs:
+            if key not in data:
+                new.append(key)
+            data[key] = prefix + value
+        if self._deadlines:
+            pop = self._deadlines.pop
+            for key, _ in pairs:
+                pop(key, None)
+        return new
 
     def set_with_ttl(self, key: bytes, value: bytes, ttl: float) -> bool:
         """Store ``value`` to expire ``ttl`` seconds from now.  True if the key is new."""

@@ -38,8 +38,11 @@ from olivia.protocol import (
     encode_reply,
     encode_request,
     error_line,
+    got_line,
     parse_reply,
     parse_request,
+    plain_items,
+    plain_keys,
 )
 
 keys = st.binary(min_size=1, max_size=MAX_KEY_BYTES)
@@ -267,6 +270,54 @@ fields_bytes = st.lists(
 def test_near_miss_requests_raise_only_protocol_errors(verb: bytes, args: bytes) -> None:
     with contextlib.suppress(errors.ProtocolError):
         parse_request(verb + args)
+
+
+# The plain lane must accept exactly what parse_request accepts, with the same meaning.
+plain_args = st.one_of(
+    fields_bytes,
+    st.lists(st.sampled_from([b"k", b"v", b":", b",", b"x" * 250, b"y", b"\r", b"%41"]),
+             max_size=8).map(b"".join),
+)
+
+
+@given(plain_args)
+@example(b"k" * 250 + b":v")
+@example(b"k" * 251 + b":v")
+@example(b"a:b,c:d")
+@example(b":v")
+def test_plain_items_agree_with_the_parser(args: bytes) -> None:
+    pairs = plain_items(args)
+    if pairs is None:
+        return  # not plain: parse_request decides, whatever it is
+    assert parse_request(b"SET " + args) == Set(tuple((k, v) for k, v in pairs))
+
+
+@given(plain_args)
+@example(b"k" * 250)
+@example(b"k" * 251)
+@example(b"a,,b")
+def test_plain_keys_agree_with_the_parser(args: bytes) -> None:
+    keys = plain_keys(args)
+    if keys is None:
+        return
+    assert parse_request(b"GET " + args) == Get(tuple(keys))
+    assert parse_request(b"DEL " + args) == Del(tuple(keys))
+
+
+def test_plain_lane_takes_the_common_shapes() -> None:
+    assert plain_items(b"a:1") == [[b"a", b"1"]]
+    assert plain_items(b"a:1,b:") == [[b"a", b"1"], [b"b", b""]]
+    assert plain_keys(b"a,b") == [b"a", b"b"]
+    for not_plain in (b"a%3A:1", b"a:1:2", b"", b"a", b"a:1,", b"a:1\r"):
+        assert plain_items(not_plain) is None
+    for not_plain in (b"a%41", b"a:b", b"", b"a,", b"k" * 251):
+        assert plain_keys(not_plain) is None
+
+
+@given(st.lists(st.tuples(keys, values), max_size=5), tags)
+def test_got_line_matches_the_reply_encoder(pairs: list[tuple[bytes, bytes]], tag: bytes) -> None:
+    wire_values = [(k, encode_field(v)) for k, v in pairs]
+    assert got_line(wire_values, tag) == encode_reply(Got(tuple(pairs), tag))
 
 
 # -- framing ----------------------------------------------------------------

@@ -26,7 +26,8 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Collection, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from olivia.bloom import CountingBloomFilter, FilterError, FilterReplica, FilterUpdate
@@ -96,6 +97,7 @@ class Cluster:
         self._history: deque[FilterUpdate] = deque(maxlen=HISTORY_ROUNDS)  # recent deltas
         self._dialing: set[str] = set()  # names or addresses being dialled
         self._gossiping: set[str] = set()
+        self._pending_lookups: dict[str, _LookupBatch] = {}  # per peer, sent at turn end
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running = False
         self._heartbeating = False
@@ -164,39 +166,103 @@ class Cluster:
         if self.membership.peers:
             self.invalidations.extend((pair[0], stamp) for pair in pairs)
 
-    async def lookup(self, keys: Iterable[bytes]) -> dict[bytes, tuple[bytes, bytes]]:
-        """Ask the peers whose filters match; key -> (stamped value) newest wins."""
-        by_peer: dict[str, list[bytes]] = {}
-        lookups = 0
-        for key in keys:
-            lookups += 1
-            for name in self.candidates(key):
-                by_peer.setdefault(name, []).append(key)
-        self.stats.remote_lookups += lookups
-        self.stats.remote_probes += sum(len(v) for v in by_peer.values())
-        found: dict[bytes, tuple[bytes, bytes]] = {}
-        if not by_peer:
-            return found
-        requests = [(name, RequestLookup(tuple(batch)))
-                    for name, peer_keys in by_peer.items() for batch in _batches(peer_keys)]
-        self.stats.lookup_messages += len(requests)
-        results = await asyncio.gather(*(self._ask(name, request) for name, request in requests),
-                                       return_exceptions=True)
-        for result in results:
-            if not isinstance(result, Fulfilled):
-                continue
+    def lookup(self, keys: Collection[bytes]) -> asyncio.Future[dict[bytes, tuple[bytes, bytes]]]:
+        """Ask the peers whose filters match for ``keys``.
+
+        The future gives key -> (wire-form value, stamp) for the keys found,
+        the newest copy where several peers answer.  Lookups for the same
+        peer made in one turn of the event loop (every client's GETs that
+        missed) travel in one REQUEST LOOKUP, so remote reads cost one peer
+        round trip per batch, not per key.  A peer that fails or times out
+        just contributes nothing.
+        """
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[dict[bytes, tuple[bytes, bytes]]] = loop.create_future()
+        batches: list[_LookupBatch] = []
+        probes = 0
+        for name in self._alive_linked():
+            replica = self.replicas.get(name, _EMPTY)
+            wanted = [key for key in keys if key in replica]
+            if wanted:
+                probes += len(wanted)
+                batches.append(self._lookup_batch(loop, name, wanted))
+        self.stats.remote_lookups += len(keys)
+        self.stats.remote_probes += probes
+        if not batches:
+            result.set_result({})
+            return result
+        remaining = len(batches)
+
+        def batch_done(_: object) -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining or result.done():
+                return  # wait for the other peers; or the asker is gone
+            found: dict[bytes, tuple[bytes, bytes]] = {}
+            for batch in batches:
+                answers = batch.found
+                for key in keys:
+                    hit = answers.get(key)
+                    if hit is not None:
+                        best = found.get(key)
+                        if best is None or hit[1] > best[1]:
+                            found[key] = hit
+            self.stats.remote_hits += len(found)
+            result.set_result(found)
+
+        def batch_done_safely(done: object) -> None:
             try:
-                items = split_found(result.data)
-            except OliviaError as exc:
-                log.warning("bad LOOKUP reply: %s", exc)
-                continue
-            for key, value, stamp in items:
-                self.clock.observe(stamp)
-                best = found.get(key)
-                if best is None or stamp > best[1]:
-                    found[key] = (value, stamp)
-        self.stats.remote_hits += len(found)
-        return found
+                batch_done(done)
+            except Exception as exc:  # never leave a client waiting forever
+                log.error("internal error merging lookups: %r", exc)
+                if not result.done():
+                    result.set_result({})
+
+        for batch in batches:
+            batch.done.add_done_callback(batch_done_safely)
+        return result
+
+    def _alive_linked(self) -> list[str]:
+        return [p.name for p in self.membership.alive() if p.name in self.links]
+
+    def _lookup_batch(self, loop: asyncio.AbstractEventLoop, name: str,
+                      keys: list[bytes]) -> _LookupBatch:
+        """Add ``keys`` to this turn's lookup for ``name``; sent when the turn ends."""
+        if not self._pending_lookups:
+            loop.call_soon(self._send_lookups)
+        batch = self._pending_lookups.get(name)
+        if batch is None:
+            batch = self._pending_lookups[name] = _LookupBatch(loop.create_future())
+        batch.keys.update(dict.fromkeys(keys))
+        return batch
+
+    def _send_lookups(self) -> None:
+        pending, self._pending_lookups = self._pending_lookups, {}
+        for name, batch in pending.items():
+            self._spawn(self._run_lookup(name, batch), f"lookup on {name}")
+
+    async def _run_lookup(self, name: str, batch: _LookupBatch) -> None:
+        try:
+            requests = [RequestLookup(tuple(chunk)) for chunk in _batches(list(batch.keys))]
+            self.stats.lookup_messages += len(requests)
+            results = await asyncio.gather(*(self._ask(name, request) for request in requests),
+                                           return_exceptions=True)
+            for result in results:
+                if not isinstance(result, Fulfilled):
+                    continue
+                try:
+                    items = split_found(result.data)
+                except OliviaError as exc:
+                    log.warning("bad LOOKUP reply from %s: %s", name, exc)
+                    continue
+                for key, value, stamp in items:
+                    self.clock.observe(stamp)
+                    batch.found[key] = (value, stamp)
+        finally:
+            # Whatever happened (even cancellation at shutdown), the askers
+            # get an answer: what was found, possibly nothing.
+            if not batch.done.done():
+                batch.done.set_result(None)
 
     async def delete(self, keys: Iterable[bytes], stamp: bytes) -> set[bytes]:
         """Delete keys on the peers whose filters match; the keys they had."""
@@ -560,6 +626,15 @@ class _NoFilter:
 
 
 _EMPTY = _NoFilter()
+
+
+@dataclass(slots=True)
+class _LookupBatch:
+    """The keys one peer is asked for in one turn of the loop, and its answers."""
+
+    done: asyncio.Future[None]
+    keys: dict[bytes, None] = field(default_factory=dict)  # an ordered set
+    found: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
 
 
 def _batches(items: list[Any]) -> list[list[Any]]:

@@ -225,14 +225,27 @@ class Node:
                 found[key] = stored[STAMP_BYTES:]
         if not misses or not self._peers_alive():
             return self._got(command, found)
-        return self._defer(self._get_remote(command, found, misses))
+        return self._get_remote(command, found, misses)
 
-    async def _get_remote(self, command: Get, found: dict[bytes, bytes],
-                          misses: list[bytes]) -> bytes:
-        assert self.cluster is not None
-        for key, (value, _) in (await self.cluster.lookup(dict.fromkeys(misses))).items():
-            found[key] = value
-        return self._got(command, found)
+    def _get_remote(self, command: Get, found: dict[bytes, bytes],
+                    misses: list[bytes]) -> asyncio.Future[bytes]:
+        """The GOT reply, once the peers have answered for ``misses``."""
+        assert self._loop is not None and self.cluster is not None
+        reply: asyncio.Future[bytes] = self._loop.create_future()
+
+        def answered(lookup: asyncio.Future[dict[bytes, tuple[bytes, bytes]]]) -> None:
+            if reply.done():
+                return  # the client went away and the reply was cancelled
+            if not lookup.cancelled() and lookup.exception() is None:
+                for key, (value, _) in lookup.result().items():
+                    found[key] = value
+            try:
+                reply.set_result(self._got(command, found))
+            except ProtocolError as exc:
+                reply.set_exception(exc)
+
+        self.cluster.lookup(misses).add_done_callback(answered)
+        return reply
 
     def _got(self, command: Get, found: dict[bytes, bytes]) -> bytes:
         """The GOT line for ``found`` (key -> wire-form value), in the order asked."""

@@ -194,6 +194,24 @@ def test_lookups_ask_only_the_peers_that_may_hold_the_key(trio: ClusterProcesses
         assert (probes2 - probes1) / (lookups2 - lookups1) <= 0.05
 
 
+def test_concurrent_remote_gets_share_peer_messages(trio: ClusterProcesses) -> None:
+    a, b, _ = trio.nodes
+    keys = [b"co%03d" % i for i in range(300)]
+    with a.client() as ca, b.client() as cb, b.client() as cb2:
+        ca.request(b"SET " + b",".join(k + b":v" + k for k in keys))
+        wait_until(lambda: cb.request(b"GET " + keys[-1]) == b":GOT " + keys[-1] + b":v" + keys[-1],
+                   timeout=1)
+        before = int(info_of(cb)["lookup_messages"])
+        # 300 one-key GETs from two connections at once: they miss locally
+        # together, so they reach a in a handful of LOOKUPs, not 300.
+        cb.send(b"".join(b"GET " + k + b"\n" for k in keys[:150]))
+        cb2.send(b"".join(b"GET " + k + b"\n" for k in keys[150:]))
+        replies = cb.read_lines(150) + cb2.read_lines(150)
+        assert replies == [b":GOT " + k + b":v" + k for k in keys]
+        messages = int(info_of(cb)["lookup_messages"]) - before
+        assert 1 <= messages <= 10, messages
+
+
 def test_multi_key_get_mixes_local_and_remote_in_request_order(trio: ClusterProcesses) -> None:
     a, b, c = trio.nodes
     with a.client() as ca, b.client() as cb, c.client() as cc:

@@ -74,6 +74,10 @@ from olivia.errors import ProtocolError
 
 MIN_BITS = 8
 MAX_HASHES = 16
+# How much larger than the size-optimal filter one with fewer hashes may be.
+SIZE_SLACK = 1.10
+# Raised positions waiting to be set in the bit array at most (~2 MB of ints).
+_MAX_PENDING_SETS = 1 << 16
 # Positions travel as uint32, so no filter can be larger than this.
 MAX_BITS = 1 << 32
 MAX_SEED = (1 << 32) - 1
@@ -120,18 +124,27 @@ def bloom_positions(key: bytes, bits: int, hashes: int, seed: int) -> list[int]:
 def filter_size(capacity: int, fp_rate: float) -> tuple[int, int]:
     """``(m, k)`` for ``capacity`` keys at false-positive rate ``fp_rate``.
 
-    ``m = ceil(-capacity * ln(fp_rate) / ln(2)**2)``, raised to at least 8 bits
-    (the smallest filter a replica accepts), and ``k = round(m / capacity *
-    ln 2)`` clamped to 1..16.
+    Each hash is a random access into the counters (a cache miss in a large
+    filter) on every new key, so k is not the size-optimal ``m/n ln 2`` but
+    the smallest k whose filter is at most SIZE_SLACK larger than the
+    optimal one: with k hashes the rate is ``(1 - e^(-kn/m))^k``, so
+    ``m_k = ceil(-n k / ln(1 - p^(1/k)))``.  For the default p = 0.005 that
+    is k = 5 and 6.4% more bits than k = 8 needs: three cache misses fewer
+    per new key for 0.7 MB.  m is at least 8 (the smallest filter a replica
+    accepts); k is at most 16.
     """
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise ValueError(f"bloom filter capacity must be a positive integer, not {capacity!r}")
     if not 0.0 < fp_rate < 1.0:
         raise ValueError(f"bloom filter fp_rate must be between 0 and 1, not {fp_rate!r}")
-    bits = max(MIN_BITS, math.ceil(-capacity * math.log(fp_rate) / math.log(2) ** 2))
+    optimal = -capacity * math.log(fp_rate) / math.log(2) ** 2
+    for hashes in range(1, MAX_HASHES + 1):
+        needed = -capacity * hashes / math.log1p(-fp_rate ** (1 / hashes))
+        if needed <= SIZE_SLACK * optimal:
+            break
+    bits = max(MIN_BITS, math.ceil(needed))
     if bits > MAX_BITS:
         raise ValueError(f"bloom filter of {bits} bits is larger than the {MAX_BITS} limit")
-    hashes = min(MAX_HASHES, max(1, round(bits / capacity * math.log(2))))
     return bits, hashes
 
 
@@ -175,6 +188,7 @@ class CountingBloomFilter:
         "_krange",
         "_ops",
         "_ops_at_delta",
+        "_pending_sets",
         "_seed",
         "_sent",
         "_version",
@@ -197,10 +211,14 @@ class CountingBloomFilter:
         self._hashes = hashes
         self._krange = range(hashes)  # reused by every add/remove/contains
         self._counters = bytearray(bits)
-        # The bits peers receive: counter > 0 at every position, kept up to
-        # date by add and remove.
+        # The bits peers receive: counter > 0 at every position.  Remove
+        # clears bits as it goes; add only notes the positions it raises from
+        # 0, and they are set together, in C, when the bits are next read
+        # (_current_bits): a bit set per position costs as much as the
+        # counter update itself on the bulk-load path.
         self._bitarray = bitarray(bits, endian="big")
         self._bitarray.setall(0)
+        self._pending_sets: list[int] = []
         # The bits as of the last delta: the next delta is their difference,
         # found at C speed, so add and remove record nothing per position.
         self._sent = self._bitarray.copy()
@@ -253,7 +271,7 @@ class CountingBloomFilter:
 
     def bit_bytes(self) -> bytes:
         """The bit array peers receive, packed as in the full encoding."""
-        return self._bitarray.tobytes()
+        return self._current_bits().tobytes()
 
     def counters(self) -> bytes:
         """A copy of the per-position counters (for tests and diagnostics)."""
@@ -276,7 +294,7 @@ class CountingBloomFilter:
         new key costs, so it is kept flat, with everything in locals.
         """
         seed, m, krange = self._seed, self._bits, self._krange
-        counters, bits = self._counters, self._bitarray
+        counters, raised = self._counters, self._pending_sets
         for key in keys:
             h1, h2 = _hash64(key, seed, True, False)
             pos = h1 % m
@@ -285,12 +303,22 @@ class CountingBloomFilter:
                 n = counters[pos]
                 if n == 0:
                     counters[pos] = 1
-                    bits[pos] = 1
+                    raised.append(pos)
                 elif n != _SATURATED:
                     counters[pos] = n + 1
                 pos = (pos + step) % m
         self._count += len(keys)
         self._ops += len(keys)
+        if len(raised) > _MAX_PENDING_SETS:
+            self._current_bits()
+
+    def _current_bits(self) -> bitarray:
+        """The bit array, with the positions add raised since the last call set."""
+        raised = self._pending_sets
+        if raised:
+            self._bitarray[raised] = 1
+            raised.clear()
+        return self._bitarray
 
     def remove(self, key: bytes) -> None:
         """Count ``key`` out; the caller guarantees it was added before.
@@ -303,7 +331,7 @@ class CountingBloomFilter:
         m = self._bits
         pos = h1 % m
         step = (h2 | 1) % m
-        counters, bits = self._counters, self._bitarray
+        counters, bits = self._counters, self._current_bits()  # sets before clears
         for _ in self._krange:
             n = counters[pos]
             if n == 1:
@@ -331,7 +359,7 @@ class CountingBloomFilter:
 
     def fp_estimate(self) -> float:
         """Current false-positive estimate: (fraction of bits set) ** k."""
-        return (self._bitarray.count() / self._bits) ** self._hashes
+        return (self._current_bits().count() / self._bits) ** self._hashes
 
     # -- growth ---------------------------------------------------------------
 
@@ -349,7 +377,7 @@ class CountingBloomFilter:
         keys = list(keys)  # if iterating fails, it fails before anything changed
         self._resize(capacity)
         self.add_many(keys)
-        self._sent = self._bitarray.copy()
+        self._sent = self._current_bits().copy()
         self._ops_at_delta = self._ops
         self._version += 1
         self._full_pending = True
@@ -367,13 +395,13 @@ class CountingBloomFilter:
         if self._full_pending:
             self._full_pending = False
             self._version += 1
-            self._sent = self._bitarray.copy()
+            self._sent = self._current_bits().copy()
             self._ops_at_delta = self._ops
             return FilterUpdate(self._version - 1, self._version, full_only=True)
         if self._ops == self._ops_at_delta:
             return None
         self._ops_at_delta = self._ops
-        now, before = self._bitarray, self._sent
+        now, before = self._current_bits(), self._sent
         diff = now ^ before
         if not diff.any():
             return None
@@ -438,7 +466,7 @@ class CountingBloomFilter:
         never compresses better than 1032 to 1).
         """
         raw = (self._bits + 7) // 8
-        p = self._bitarray.count() / self._bits
+        p = self._current_bits().count() / self._bits
         entropy = 0.0
         if 0.0 < p < 1.0:
             entropy = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
@@ -448,7 +476,7 @@ class CountingBloomFilter:
         cached = self._full_cache
         if cached is not None and cached[0] == version and cached[1] == self._ops:
             return cached[2]
-        data = base64.b64encode(zlib.compress(self._bitarray.tobytes(), _ZLIB_LEVEL))
+        data = base64.b64encode(zlib.compress(self._current_bits().tobytes(), _ZLIB_LEVEL))
         encoded = b"FULL %d %d %d %d %s" % (version, self._bits, self._hashes, self._seed, data)
         self._full_cache = (version, self._ops, encoded)
         return encoded

@@ -69,15 +69,23 @@ def uint32s(*positions: int) -> bytes:
 
 def test_sizing_matches_the_formulas() -> None:
     bloom = CountingBloomFilter(1_000_000, 0.01)
-    m = math.ceil(-1_000_000 * math.log(0.01) / math.log(2) ** 2)
-    assert bloom.bits == m == 9_585_059
-    assert bloom.hashes == round(m / 1_000_000 * math.log(2)) == 7
+    optimal = -1_000_000 * math.log(0.01) / math.log(2) ** 2  # 9,585,059 bits at k = 7
+
+    def bits_for(k: int) -> float:
+        return -1_000_000 * k / math.log(1 - 0.01 ** (1 / k))
+
+    # The fewest hashes within 10% of the optimal size: k = 3 needs 12.1%
+    # more bits, k = 4 needs 9.8% more.
+    assert bits_for(3) > 1.10 * optimal >= bits_for(4)
+    assert bloom.hashes == 4
+    assert bloom.bits == math.ceil(bits_for(4)) == 10_522_705
     assert (bloom.capacity, bloom.fp_rate, bloom.seed, bloom.count) == (1_000_000, 0.01, 0, 0)
     assert bloom.version == 0
+    assert filter_size(1_000_000, 0.005) == (11_750_231, 5)  # the defaults
 
 
 def test_sizing_clamps() -> None:
-    assert filter_size(1, 0.5) == (8, 6)  # at least 8 bits; k from the clamped m
+    assert filter_size(1, 0.5) == (8, 1)  # at least 8 bits
     assert filter_size(10, 1e-12)[1] == 16  # k capped at 16
     assert filter_size(1_000_000, 0.5)[1] == 1
 

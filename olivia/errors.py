@@ -70,6 +70,13 @@ class ConnectionLostError(OliviaError):
     """The connection broke or timed out before a full reply arrived."""
 
 
+class ConnectionTimeoutError(ConnectionLostError, TimeoutError):
+    """No progress for ``timeout`` seconds while connecting, sending or reading.
+
+    Also a :class:`TimeoutError`, so ``except TimeoutError`` catches it.
+    """
+
+
 # How each server message begins, mapped to the class a client raises.  The
 # server raises these same classes, so the table and the messages change
 # together (tests/test_protocol.py checks that every message maps back).

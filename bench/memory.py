@@ -21,8 +21,6 @@ import contextlib
 import datetime as dt
 import os
 import platform
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -33,140 +31,27 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script (python bench/memory.py): import this tree
+    sys.path.insert(0, str(ROOT))
+
+from bench.servers import (  # noqa: E402
+    ServerError,
+    ServerProcess,
+    redis_binary,
+    resp_command,
+    start_olivia,
+    start_redis,
+)
+
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
-STARTUP_TIMEOUT = 15.0  # seconds for a server to start listening
-STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 CHUNK_BYTES = 256 * 1024  # about this many request bytes per socket write
-_LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
 class BenchError(Exception):
     """The benchmark cannot go on; the message says why."""
-
-
-# --------------------------------------------------------------------------
-# Processes
-# --------------------------------------------------------------------------
-
-
-def proc_status_bytes(pid: int, field: str) -> int:
-    """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM) in bytes."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(rf"^{field}:\s+(\d+) kB$", text, re.MULTILINE)
-    if match is None:
-        raise BenchError(f"no {field} in /proc/{pid}/status")
-    return int(match.group(1)) * 1024
-
-
-class ManagedProcess:
-    """A server subprocess whose stdout and stderr go to a file."""
-
-    def __init__(self, name: str, cmd: Sequence[str], cwd: Path,
-                 env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.cmd = list(cmd)
-        # Closed in stop(), which callers reach through try/finally.
-        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=cwd, env=env)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def rss(self) -> int:
-        return proc_status_bytes(self.pid, "VmRSS")
-
-    def peak_rss(self) -> int:
-        return proc_status_bytes(self.pid, "VmHWM")
-
-    def log(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode("utf-8", "replace")
-
-    def check_running(self) -> None:
-        if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} exited with status {self.proc.returncode}; "
-                             f"its output:\n{self.log()[-4000:]}")
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after STOP_TIMEOUT; always reaps. Returns the exit status."""
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    print(f"warning: {self.name} (pid {self.pid}) ignored SIGTERM for "
-                          f"{STOP_TIMEOUT:.0f}s; sending SIGKILL", file=sys.stderr)
-                    self.proc.kill()
-                    self.proc.wait(STOP_TIMEOUT)
-            return self.proc.returncode
-        finally:
-            self._log.close()
-
-
-def wait_for(condition: Callable[[], object], what: str,
-             timeout: float = STARTUP_TIMEOUT) -> object:
-    """Poll ``condition`` until truthy; BenchError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_olivia(workdir: Path) -> tuple[ManagedProcess, int]:
-    """Start this working tree's Olivia on a free port; return it and the port."""
-    # cwd is an empty directory, so no config.toml is read: built-in defaults.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    olivia = ManagedProcess("olivia", [sys.executable, "-m", "olivia", "--host", HOST,
-                                       "--port", "0"], cwd=workdir, env=env)
-
-    def listening() -> re.Match[str] | None:
-        olivia.check_running()
-        return _LISTENING.search(olivia.log())
-
-    match = wait_for(listening, "olivia to print 'listening on'")
-    assert isinstance(match, re.Match)
-    return olivia, int(match.group(2))
-
-
-def start_redis(workdir: Path) -> tuple[ManagedProcess, int]:
-    """Start redis-server on a free port with persistence off; return it and the port."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    redis = ManagedProcess("redis-server", [
-        binary, "--port", str(port), "--bind", HOST, "--protected-mode", "yes",
-        "--save", "", "--appendonly", "no", "--daemonize", "no",
-        "--dir", str(workdir), "--logfile", "", "--unixsocket", "",
-    ], cwd=workdir)
-
-    def answers_ping() -> bool:
-        redis.check_running()
-        try:
-            with RespClient(port, timeout=1.0) as client:
-                return client.command(b"PING") == b"PONG"
-        except OSError:
-            return False
-
-    wait_for(answers_ping, "redis-server to answer PING")
-    return redis, port
 
 
 # --------------------------------------------------------------------------
@@ -219,14 +104,6 @@ class OliviaClient(BufferedSocket):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def resp_command(*args: bytes) -> bytes:
-    """A RESP array of bulk strings: one Redis command on the wire."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
 
 
 class RespClient(BufferedSocket):
@@ -441,19 +318,19 @@ class Result:
         return self.rss_after - self.rss_before
 
 
-def measure(process: ManagedProcess, port: int, data: DataSet, chunks: list[bytes],
+def measure(process: ServerProcess, port: int, data: DataSet, chunks: list[bytes],
             ok_prefix: bytes, settle: float, timeout: float,
             check: Callable[[int, DataSet], dict[str, str]]) -> tuple[int, int, int, float,
                                                                        dict[str, str]]:
     """Load one server; return RSS before, after, peak, load seconds and its INFO."""
-    before = process.rss()
+    before = process.rss_bytes()
     try:
         seconds = pipelined_load(port, chunks, len(data.batches()), ok_prefix, timeout)
     except (OSError, BenchError) as exc:
         process.check_running()  # a crash is the better message
         raise BenchError(f"loading {process.name} failed: {exc!r}") from exc
     time.sleep(settle)  # let the server drop connection buffers, finish rehashing
-    after, peak = process.rss(), process.peak_rss()
+    after, peak = process.rss_bytes(), process.peak_rss_bytes()
     info = check(port, data)
     process.check_running()
     return before, after, peak, seconds, info
@@ -508,7 +385,7 @@ def machine_info() -> list[str]:
         f"- os: {platform.system()} {platform.release()} ({platform.machine()})",
         f"- python: {platform.python_implementation()} {platform.python_version()} "
         f"({sys.executable})",
-        f"- redis: {first_line([shutil.which('redis-server') or 'redis-server', '--version'])}",
+        f"- redis: {first_line([redis_binary(), '--version'])}",
     ]
 
 
@@ -547,11 +424,13 @@ def run(args: argparse.Namespace) -> list[Result]:
     redis_chunks = redis_requests(data)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="olivia-bench-") as tmp:
-        processes: list[ManagedProcess] = []
+        processes: list[ServerProcess] = []
         try:
-            olivia, olivia_port = start_olivia(Path(tmp))
+            olivia = start_olivia(workdir=Path(tmp))
+            olivia_port = olivia.port
             processes.append(olivia)
-            redis, redis_port = start_redis(Path(tmp))
+            redis = start_redis(workdir=Path(tmp))
+            redis_port = redis.port
             processes.append(redis)
 
             print(f"loading olivia (pid {olivia.pid}, port {olivia_port}) ...", file=sys.stderr)
@@ -575,7 +454,7 @@ def run(args: argparse.Namespace) -> list[Result]:
         finally:
             for process in reversed(processes):
                 status = process.stop()
-                if status not in (0, None):
+                if status != 0:
                     print(f"note: {process.name} exited with status {status}", file=sys.stderr)
     return results
 
@@ -609,14 +488,12 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if str(ROOT) not in sys.path:  # run as a script from a checkout: import this tree
-        sys.path.insert(0, str(ROOT))
     # SIGTERM unwinds like Ctrl-C, so run()'s finally still stops the servers.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.monotonic()
     try:
         results = run(args)
-    except BenchError as exc:
+    except (BenchError, ServerError) as exc:
         print(f"bench/memory.py: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

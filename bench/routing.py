@@ -36,7 +36,6 @@ import platform
 import re
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script (python bench/routing.py): import this tree
+    sys.path.insert(0, str(ROOT))
+
+from bench.servers import ServerError, ServerProcess, start_olivia  # noqa: E402
+
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0  # seconds for a node to print "listening on"
 FORM_TIMEOUT = 20.0  # seconds for the cluster to form (the contract says 2 s)
@@ -52,12 +56,10 @@ VISIBLE_TIMEOUT = 10.0  # seconds for node 1's writes to become visible at node 
 SETTLE_QUIET = 0.3  # gossip counters unchanged this long = settled
 SETTLE_MIN = 1.0  # ...but wait at least this long (10 gossip rounds at 0.1 s)
 SETTLE_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 SOCKET_TIMEOUT = 30.0
 WINDOW = 100  # requests in flight on one connection
 POLL = 0.02  # seconds between polls
 SUMMARY_CACHE = "25-60x"  # Fan et al., Summary Cache (SIGCOMM 1998 / ToN 2000)
-_LISTENING = re.compile(r"listening on (\S+):(\d+)")
 _LEVEL = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b")
 
 
@@ -82,65 +84,16 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float) -> obje
 # --------------------------------------------------------------------------
 
 
-class NodeProcess:
-    """One ``python -m olivia`` subprocess; stdout and stderr go to a log file."""
-
-    def __init__(self, name: str, workdir: Path, seed_port: int | None,
-                 config: Path | None) -> None:
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        self.port = 0
-        args = [sys.executable, "-m", "olivia", "--host", HOST, "--port", "0", "--name", name]
-        if seed_port is not None:
-            args += ["--peers", f"{HOST}:{seed_port}"]
-        if config is not None:
-            args += ["--config", str(config)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": os.pathsep.join(
-                   filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        with self.log_path.open("wb") as log:
-            # cwd holds no config.toml: built-in defaults unless --config is given.
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, cwd=workdir, env=env)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def check_running(self) -> None:
-        if self.proc.poll() is not None:
-            raise BenchError(f"{self.name} exited with status {self.proc.returncode}; "
-                             f"its log:\n{self.log()[-4000:]}")
-
-    def wait_listening(self) -> int:
-        def listening() -> re.Match[str] | None:
-            self.check_running()
-            return _LISTENING.search(self.log())
-
-        match = wait_for(listening, f"{self.name} to print 'listening on'", START_TIMEOUT)
-        assert isinstance(match, re.Match)
-        self.port = int(match.group(2))
-        return self.port
-
-    def stop(self) -> int:
-        """SIGTERM, then SIGKILL after STOP_TIMEOUT; always reaps; the exit status."""
-        if self.proc.poll() is not None:
-            return self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            print(f"warning: {self.name} (pid {self.pid}) ignored SIGTERM for "
-                  f"{STOP_TIMEOUT:.0f}s; sending SIGKILL", file=sys.stderr)
-            self.proc.kill()
-            self.proc.wait(STOP_TIMEOUT)
-        return self.proc.returncode
+def start_node(name: str, workdir: Path, seed_port: int | None,
+               config: Path | None) -> ServerProcess:
+    """Start ``python -m olivia --name NAME`` (built-in defaults unless ``config``)
+    without waiting for it to listen: call its ``wait_listening()``."""
+    args = ["--name", name]
+    if seed_port is not None:
+        args += ["--peers", f"{HOST}:{seed_port}"]
+    if config is not None:
+        args += ["--config", str(config)]
+    return start_olivia(*args, name=name, workdir=workdir, wait=False)
 
 
 # --------------------------------------------------------------------------
@@ -343,16 +296,16 @@ def run_cluster(size: int, count: int, parent: Path, bloom_capacity: int | None)
     if bloom_capacity is not None:
         config = workdir / "bench.toml"
         config.write_text(f"[bloom]\ncapacity = {bloom_capacity}\n")
-    nodes: list[NodeProcess] = []
+    nodes: list[ServerProcess] = []
     try:
-        first = NodeProcess("n1", workdir, None, config)
+        first = start_node("n1", workdir, None, config)
         nodes.append(first)
-        seed = first.wait_listening()
+        seed = first.wait_listening(START_TIMEOUT)
         launched = time.monotonic()
         for index in range(2, size + 1):
-            nodes.append(NodeProcess(f"n{index}", workdir, seed, config))
+            nodes.append(start_node(f"n{index}", workdir, seed, config))
         for node in nodes[1:]:
-            node.wait_listening()
+            node.wait_listening(START_TIMEOUT)
         ports = [node.port for node in nodes]
         all_listening = time.monotonic()
         listening = all_listening - launched
@@ -512,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 result = run_cluster(size, args.keys, Path(tmp), args.bloom_capacity)
                 print(details(result), file=sys.stderr)
                 results.append(result)
-    except BenchError as exc:
+    except (BenchError, ServerError) as exc:
         print(f"routing benchmark failed: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -245,7 +245,9 @@ class ClientConnection(asyncio.Protocol):
                 out = queue
             if self._stopped:
                 break
-        self._node.stats.total_commands += index - start
+        node = self._node
+        node.stats.total_commands += index - start
+        node.end_batch()
         self._next = index
         return ready
 

@@ -75,3 +75,30 @@ async def test_mass_expiry_is_done_in_batches() -> None:
     finally:
         await node.leave()
         node.close()
+
+
+def test_writes_of_one_batch_share_a_stamp_and_the_next_batch_gets_a_newer_one() -> None:
+    node = Node(Config(), Store(FakeClock()))
+    assert node.set_plain(b"a:1,b:2") is not None
+    run(node, b"SET c:%33")  # the general lane stamps the same way
+    stamps = {node.store.get(key)[:12] for key in (b"a", b"b", b"c")}  # type: ignore[index]
+    assert len(stamps) == 1
+    node.end_batch()
+    run(node, b"SET a:4")
+    newer = node.store.get(b"a")
+    assert newer is not None and newer[:12] > stamps.pop()
+    # A stamp observed from a peer is passed by the very next write.
+    far = (int.from_bytes(newer[:8], "big") + (1000 << 16)).to_bytes(8, "big") + bytes(4)
+    run(node, b"REQUEST INVALIDATE zz:" + far.hex().encode())
+    run(node, b"SET a:5")
+    latest = node.store.get(b"a")
+    assert latest is not None and latest[:12] > far
+
+
+def test_plain_lane_stores_values_in_wire_form() -> None:
+    node = Node(Config(), Store(FakeClock()))
+    assert node.set_plain(b"k:v") == b":SAT k:v\n"
+    assert node.set_plain(b"k:a%2Cb") is None  # needs decoding: the general lane
+    run(node, b"SET k:a%2cb,j:%41")
+    assert node.get_plain(b"k,j") == b":GOT k:a%2Cb,j:A\n"  # canonical escapes
+    assert node.get_plain(b"k%41") is None

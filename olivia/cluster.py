@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Collection, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +97,9 @@ class Cluster:
         self._history: deque[FilterUpdate] = deque(maxlen=HISTORY_ROUNDS)  # recent deltas
         self._dialing: set[str] = set()  # names or addresses being dialled
         self._gossiping: set[str] = set()
-        self._pending_lookups: dict[str, _LookupBatch] = {}  # per peer, sent at turn end
+        # Per alive peer: its filter and the lookup batch of this turn (None
+        # between turns).
+        self._turn_targets: list[tuple[str, FilterReplica | _NoFilter, _LookupBatch]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._running = False
         self._heartbeating = False
@@ -166,82 +168,57 @@ class Cluster:
         if self.membership.peers:
             self.invalidations.extend((pair[0], stamp) for pair in pairs)
 
-    def lookup(self, keys: Collection[bytes]) -> asyncio.Future[dict[bytes, tuple[bytes, bytes]]]:
-        """Ask the peers whose filters match for ``keys``.
+    def lookup(self, keys: Collection[bytes], done: Callable[[Found], None]) -> bool:
+        """Ask the peers whose filters may hold ``keys``; False if there are none.
 
-        The future gives key -> (wire-form value, stamp) for the keys found,
-        the newest copy where several peers answer.  Lookups for the same
-        peer made in one turn of the event loop (every client's GETs that
-        missed) travel in one REQUEST LOOKUP, so remote reads cost one peer
-        round trip per batch, not per key.  A peer that fails or times out
-        just contributes nothing.
+        Otherwise ``done`` is called once, later, with key -> (wire-form
+        value, stamp) for the keys found, the newest copy where several
+        peers answer.  Lookups for the same peer made in one turn of the
+        event loop (every client's GETs that missed) travel in one REQUEST
+        LOOKUP, so remote reads cost one peer round trip per batch, not per
+        key, and the answers are handed out with plain calls, not one future
+        per GET.  A peer that fails or times out contributes nothing.
         """
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[dict[bytes, tuple[bytes, bytes]]] = loop.create_future()
-        batches: list[_LookupBatch] = []
+        waiter: _Waiter | None = None
         probes = 0
-        for name in self._alive_linked():
-            replica = self.replicas.get(name, _EMPTY)
+        for _, replica, batch in self._lookup_targets():
             wanted = [key for key in keys if key in replica]
             if wanted:
+                if waiter is None:
+                    waiter = _Waiter(keys, done)
                 probes += len(wanted)
-                batches.append(self._lookup_batch(loop, name, wanted))
+                waiter.remaining += 1
+                batch_keys = batch.keys
+                for key in wanted:
+                    batch_keys[key] = None
+                batch.waiters.append(waiter)
         self.stats.remote_lookups += len(keys)
         self.stats.remote_probes += probes
-        if not batches:
-            result.set_result({})
-            return result
-        remaining = len(batches)
+        return waiter is not None
 
-        def batch_done(_: object) -> None:
-            nonlocal remaining
-            remaining -= 1
-            if remaining or result.done():
-                return  # wait for the other peers; or the asker is gone
-            found: dict[bytes, tuple[bytes, bytes]] = {}
-            for batch in batches:
-                answers = batch.found
-                for key in keys:
-                    hit = answers.get(key)
-                    if hit is not None:
-                        best = found.get(key)
-                        if best is None or hit[1] > best[1]:
-                            found[key] = hit
-            self.stats.remote_hits += len(found)
-            result.set_result(found)
+    def _lookup_targets(self) -> list[tuple[str, FilterReplica | _NoFilter, _LookupBatch]]:
+        """This turn's alive, linked peers with their filters and batches.
 
-        def batch_done_safely(done: object) -> None:
-            try:
-                batch_done(done)
-            except Exception as exc:  # never leave a client waiting forever
-                log.error("internal error merging lookups: %r", exc)
-                if not result.done():
-                    result.set_result({})
-
-        for batch in batches:
-            batch.done.add_done_callback(batch_done_safely)
-        return result
-
-    def _alive_linked(self) -> list[str]:
-        return [p.name for p in self.membership.alive() if p.name in self.links]
-
-    def _lookup_batch(self, loop: asyncio.AbstractEventLoop, name: str,
-                      keys: list[bytes]) -> _LookupBatch:
-        """Add ``keys`` to this turn's lookup for ``name``; sent when the turn ends."""
-        if not self._pending_lookups:
-            loop.call_soon(self._send_lookups)
-        batch = self._pending_lookups.get(name)
-        if batch is None:
-            batch = self._pending_lookups[name] = _LookupBatch(loop.create_future())
-        batch.keys.update(dict.fromkeys(keys))
-        return batch
+        Worked out once per turn, when the first lookup comes; the batches
+        go out when the turn ends (_send_lookups).
+        """
+        targets = self._turn_targets
+        if targets is None:
+            asyncio.get_running_loop().call_soon(self._send_lookups)
+            targets = self._turn_targets = [
+                (peer.name, self.replicas.get(peer.name, _EMPTY), _LookupBatch())
+                for peer in self.membership.alive() if peer.name in self.links]
+        return targets
 
     def _send_lookups(self) -> None:
-        pending, self._pending_lookups = self._pending_lookups, {}
-        for name, batch in pending.items():
+        targets, self._turn_targets = self._turn_targets or [], None
+        for name, _, batch in targets:
+            if not batch.keys:
+                continue
             self._spawn(self._run_lookup(name, batch), f"lookup on {name}")
 
     async def _run_lookup(self, name: str, batch: _LookupBatch) -> None:
+        found: Found = {}
         try:
             requests = [RequestLookup(tuple(chunk)) for chunk in _batches(list(batch.keys))]
             self.stats.lookup_messages += len(requests)
@@ -255,14 +232,17 @@ class Cluster:
                 except OliviaError as exc:
                     log.warning("bad LOOKUP reply from %s: %s", name, exc)
                     continue
+                newest = b""
                 for key, value, stamp in items:
-                    self.clock.observe(stamp)
-                    batch.found[key] = (value, stamp)
+                    found[key] = (value, stamp)
+                    newest = max(newest, stamp)
+                if newest:
+                    self.clock.observe(newest)
         finally:
-            # Whatever happened (even cancellation at shutdown), the askers
-            # get an answer: what was found, possibly nothing.
-            if not batch.done.done():
-                batch.done.set_result(None)
+            # Whatever happened (even cancellation at shutdown), every asker
+            # gets an answer: what was found, possibly nothing.
+            for waiter in batch.waiters:
+                waiter.peer_answered(found, self.stats)
 
     async def delete(self, keys: Iterable[bytes], stamp: bytes) -> set[bytes]:
         """Delete keys on the peers whose filters match; the keys they had."""
@@ -628,13 +608,43 @@ class _NoFilter:
 _EMPTY = _NoFilter()
 
 
+Found = dict[bytes, tuple[bytes, bytes]]  # key -> (wire-form value, stamp)
+
+
 @dataclass(slots=True)
 class _LookupBatch:
-    """The keys one peer is asked for in one turn of the loop, and its answers."""
+    """The keys one peer is asked for in one turn of the loop, and who asked."""
 
-    done: asyncio.Future[None]
     keys: dict[bytes, None] = field(default_factory=dict)  # an ordered set
-    found: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
+    waiters: list[_Waiter] = field(default_factory=list)
+
+
+class _Waiter:
+    """One lookup() call: its keys, the peers yet to answer, what they found."""
+
+    __slots__ = ("done", "found", "keys", "remaining")
+
+    def __init__(self, keys: Collection[bytes], done: Callable[[Found], None]) -> None:
+        self.keys = keys
+        self.done = done
+        self.remaining = 0
+        self.found: Found = {}
+
+    def peer_answered(self, answers: Found, stats: Stats) -> None:
+        found = self.found
+        for key in self.keys:
+            hit = answers.get(key)
+            if hit is not None:
+                best = found.get(key)
+                if best is None or hit[1] > best[1]:
+                    found[key] = hit
+        self.remaining -= 1
+        if self.remaining == 0:
+            stats.remote_hits += len(found)
+            try:
+                self.done(found)
+            except Exception as exc:  # one asker's bug must not starve the others
+                log.error("internal error answering a lookup: %r", exc)
 
 
 def _batches(items: list[Any]) -> list[list[Any]]:

@@ -89,7 +89,7 @@ class Node:
         # A stored value longer than this could not go out in one GOT line.
         self._max_stored_reply = config.max_reply_bytes + STAMP_BYTES
         # Verb -> plain-lane handler, tried by the server before parse_request.
-        self.plain_handlers: dict[bytes, Callable[[bytes], bytes | None]] = {
+        self.plain_handlers: dict[bytes, Callable[[bytes], Reply | None]] = {
             b"GET": self.get_plain,
             b"SET": self.set_plain,
         }
@@ -147,8 +147,9 @@ class Node:
         return cluster.note_write if cluster is not None and cluster.has_peers() else None
 
     # The plain lane (see olivia.protocol.plain_items): the server tries these
-    # first for untagged GET and SET lines.  None means "not plain", or "needs
-    # the peers": the line then goes through parse_request and execute.
+    # first for untagged GET and SET lines.  None means "not plain": the line
+    # then goes through parse_request and execute.  Only a GET may answer with
+    # a future (a one-key GET that asks the peers).
 
     def set_plain(self, args: bytes) -> bytes | None:
         """``SET`` of arguments that need no decoding; they are stored and echoed as sent."""
@@ -158,7 +159,7 @@ class Node:
         self._store(pairs)
         return b":SAT " + args + b"\n"
 
-    def get_plain(self, args: bytes) -> bytes | None:
+    def get_plain(self, args: bytes) -> Reply | None:
         """``GET`` of keys that need no decoding, answered from wire-form values."""
         keys = plain_keys(args)
         if keys is None:
@@ -167,7 +168,9 @@ class Node:
         if len(keys) == 1:
             stored = store_get(args)
             if stored is None:
-                return None if self._peers_alive() else b":GOT\n"
+                if self._peers_alive():
+                    return self._get_remote(Get((args,)), {}, keys)
+                return b":GOT\n"
             if len(stored) <= self._max_stored_reply:
                 return b":GOT " + args + b":" + stored[STAMP_BYTES:] + b"\n"
             return None
@@ -246,24 +249,24 @@ class Node:
             return self._got(command, found)
         return self._get_remote(command, found, misses)
 
-    def _get_remote(self, command: Get, found: dict[bytes, bytes],
-                    misses: list[bytes]) -> asyncio.Future[bytes]:
-        """The GOT reply, once the peers have answered for ``misses``."""
+    def _get_remote(self, command: Get, found: dict[bytes, bytes], misses: list[bytes]) -> Reply:
+        """The GOT reply once the peers whose filters match have answered for
+        ``misses``; at once if no filter matches."""
         assert self._loop is not None and self.cluster is not None
         reply: asyncio.Future[bytes] = self._loop.create_future()
 
-        def answered(lookup: asyncio.Future[dict[bytes, tuple[bytes, bytes]]]) -> None:
+        def answered(remote: dict[bytes, tuple[bytes, bytes]]) -> None:
             if reply.done():
                 return  # the client went away and the reply was cancelled
-            if not lookup.cancelled() and lookup.exception() is None:
-                for key, (value, _) in lookup.result().items():
-                    found[key] = value
+            for key, (value, _) in remote.items():
+                found[key] = value
             try:
                 reply.set_result(self._got(command, found))
             except ProtocolError as exc:
                 reply.set_exception(exc)
 
-        self.cluster.lookup(misses).add_done_callback(answered)
+        if not self.cluster.lookup(misses, answered):
+            return self._got(command, found)
         return reply
 
     def _got(self, command: Get, found: dict[bytes, bytes]) -> bytes:

@@ -80,6 +80,7 @@ class ClientConnection(asyncio.Protocol):
         self._blocked = False  # the next line waits for those replies
         self._finishing = False  # our side is half-closed; waiting for the client's EOF
         self._linger: asyncio.TimerHandle | None = None
+        self._resume_scheduled = False
         self.peer = "?"
         self.peer_name: str | None = None  # set once the other side is a peer
 
@@ -184,16 +185,20 @@ class ClientConnection(asyncio.Protocol):
             index += 1
             command = None
             reply: bytes | asyncio.Future[bytes] | None = None
-            if not self._deferred:
+            if not self._deferred_writes:
                 # The plain lane: no parsing into objects, for most requests.
+                # While replies wait on peers, only GETs may take it (a write
+                # must not overtake them; the general lane below blocks it).
                 verb, _, args = line.partition(b" ")
                 handler = plain.get(verb)
-                if handler is not None:
+                if handler is not None and (not self._deferred or verb == b"GET"):
                     try:
                         reply = handler(args)
+                    except ProtocolError as exc:
+                        reply = error_line(exc.message)
                     except Exception as exc:
                         reply = self._internal_error(line, exc, b"")
-                    if reply is not None:
+                    if type(reply) is bytes:
                         out.append(reply)
                         budget -= len(reply)
                         continue
@@ -237,7 +242,8 @@ class ClientConnection(asyncio.Protocol):
                 budget -= len(reply)
             else:
                 future = cast("asyncio.Future[bytes]", reply)
-                is_write = type(command) is not Get
+                # Only GETs wait on peers without a command object (the plain lane).
+                is_write = command is not None and type(command) is not Get
                 self._deferred += 1
                 self._deferred_writes += is_write
                 future.add_done_callback(partial(self._on_deferred_done, is_write))
@@ -318,6 +324,14 @@ class ClientConnection(asyncio.Protocol):
         self._deferred -= 1
         self._deferred_writes -= is_write
         self._blocked = False
+        if not self._resume_scheduled:
+            # Replies that resolve together (one peer answer serves many GETs)
+            # go out in one write, after all of them have resolved.
+            self._resume_scheduled = True
+            asyncio.get_running_loop().call_soon(self._resume)
+
+    def _resume(self) -> None:
+        self._resume_scheduled = False
         self._flush([])
         self._pump()
 

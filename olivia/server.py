@@ -180,11 +180,38 @@ class ClientConnection(asyncio.Protocol):
         lines, index, end = self._lines, self._next, len(self._lines)
         budget = REPLY_BUDGET
         start = index
+        reply: bytes | asyncio.Future[bytes] | None
+        if not self._deferred and not queue:
+            # The usual batch: plain lines, every reply ready at once.  The
+            # first line that is not plain goes to the general loop below.
+            append = ready.append
+            while index < end and budget > 0:
+                line = lines[index]
+                verb, _, args = line.partition(b" ")
+                handler = plain.get(verb)
+                if handler is None:
+                    break
+                try:
+                    reply = handler(args)
+                except ProtocolError as exc:
+                    reply = error_line(exc.message)
+                except Exception as exc:
+                    reply = self._internal_error(line, exc, b"")
+                if reply is None:
+                    break  # nothing was done: the general loop parses it
+                index += 1
+                if type(reply) is bytes:
+                    append(reply)
+                    budget -= len(reply)
+                else:  # a GET waiting on peers: it and what follows queue up
+                    self._wait_for(cast("asyncio.Future[bytes]", reply), False)
+                    out = queue
+                    break
         while index < end and budget > 0:
             line = lines[index]
             index += 1
             command = None
-            reply: bytes | asyncio.Future[bytes] | None = None
+            reply = None
             if not self._deferred_writes:
                 # The plain lane: no parsing into objects, for most requests.
                 # While replies wait on peers, only GETs may take it (a write
@@ -241,13 +268,9 @@ class ClientConnection(asyncio.Protocol):
                 out.append(reply)
                 budget -= len(reply)
             else:
-                future = cast("asyncio.Future[bytes]", reply)
                 # Only GETs wait on peers without a command object (the plain lane).
-                is_write = command is not None and type(command) is not Get
-                self._deferred += 1
-                self._deferred_writes += is_write
-                future.add_done_callback(partial(self._on_deferred_done, is_write))
-                queue.append(future)
+                self._wait_for(cast("asyncio.Future[bytes]", reply),
+                               command is not None and type(command) is not Get)
                 out = queue
             if self._stopped:
                 break
@@ -256,6 +279,13 @@ class ClientConnection(asyncio.Protocol):
         node.end_batch()
         self._next = index
         return ready
+
+    def _wait_for(self, future: asyncio.Future[bytes], is_write: bool) -> None:
+        """Queue a reply that waits on peers; what follows queues behind it."""
+        self._deferred += 1
+        self._deferred_writes += is_write
+        future.add_done_callback(partial(self._on_deferred_done, is_write))
+        self._queue.append(future)
 
     def _internal_error(self, line: bytes, exc: Exception, tag: bytes) -> bytes:
         """A bug must cost one request, not the node: log it, answer ERR."""

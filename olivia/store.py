@@ -81,10 +81,12 @@ class Store:
         """
         data = self._data
         new = []
+        size = len(data)
         for key, value in pairs:
-            if key not in data:
-                new.append(key)
             data[key] = prefix + value
+            if len(data) != size:  # one hash probe instead of "key not in data" too
+                size += 1
+                new.append(key)
         if self._deadlines:
             pop = self._deadlines.pop
             for key, _ in pairs:

@@ -1,9 +1,9 @@
 """Bloom filters of a node's keys, and the copies its peers keep of them.
 
-A node keeps a :class:`CountingBloomFilter` of its own keys: one byte counter
-per position, so a deleted or expired key can be taken out again.  Peers never
-see the counters, only the plain bit array (``counter > 0``): a full copy when a
-link opens, then deltas of the positions whose bit flipped.  A peer holds that
+A node keeps a :class:`BloomFilter` of its own keys; a deleted or expired key
+leaves it when the node next refreshes the filter from its live keys.  Peers
+get the bit array: a full copy when a link opens, then deltas of the
+positions whose bit flipped.  A peer holds that
 copy in a :class:`FilterReplica` and asks this node for a key only when the
 replica may contain it.
 
@@ -53,7 +53,7 @@ applying a delta twice, or after a full copy that already contains it, is
 harmless.
 
 A delta cannot change ``m``, ``k`` or ``seed``: after the filter is resized
-(:meth:`CountingBloomFilter.rebuild`) the next update is always a full copy.
+(:meth:`BloomFilter.rebuild`) the next update is always a full copy.
 """
 
 from __future__ import annotations
@@ -76,14 +76,9 @@ MIN_BITS = 8
 MAX_HASHES = 16
 # How much larger than the size-optimal filter one with fewer hashes may be.
 SIZE_SLACK = 1.10
-# Raised positions waiting to be set in the bit array at most (~2 MB of ints).
-_MAX_PENDING_SETS = 1 << 16
 # Positions travel as uint32, so no filter can be larger than this.
 MAX_BITS = 1 << 32
 MAX_SEED = (1 << 32) - 1
-# A counter at this value is saturated: it is never incremented or decremented
-# again, because its true count is no longer known.
-_SATURATED = 255
 # Longest number accepted in a field: 20 digits hold any uint64, and refusing
 # longer ones spares int() a hostile peer's megabyte of digits (which it would
 # refuse anyway past 4300 digits, with a ValueError instead of a FilterError).
@@ -124,14 +119,13 @@ def bloom_positions(key: bytes, bits: int, hashes: int, seed: int) -> list[int]:
 def filter_size(capacity: int, fp_rate: float) -> tuple[int, int]:
     """``(m, k)`` for ``capacity`` keys at false-positive rate ``fp_rate``.
 
-    Each hash is a random access into the counters (a cache miss in a large
-    filter) on every new key, so k is not the size-optimal ``m/n ln 2`` but
-    the smallest k whose filter is at most SIZE_SLACK larger than the
-    optimal one: with k hashes the rate is ``(1 - e^(-kn/m))^k``, so
-    ``m_k = ceil(-n k / ln(1 - p^(1/k)))``.  For the default p = 0.005 that
-    is k = 5 and 6.4% more bits than k = 8 needs: three cache misses fewer
-    per new key for 0.7 MB.  m is at least 8 (the smallest filter a replica
-    accepts); k is at most 16.
+    Each hash is Python arithmetic on every new key (and a random access into
+    the bits), so k is not the size-optimal ``m/n ln 2`` but the smallest k
+    whose filter is at most SIZE_SLACK larger than the optimal one: with k
+    hashes the rate is ``(1 - e^(-kn/m))^k``, so ``m_k = ceil(-n k / ln(1 -
+    p^(1/k)))``.  For the default p = 0.005 that is k = 5 and 6.4% more bits
+    than k = 8 needs: three positions fewer per new key for 90 KB.  m is at
+    least 8 (the smallest filter a replica accepts); k is at most 16.
     """
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise ValueError(f"bloom filter capacity must be a positive integer, not {capacity!r}")
@@ -164,14 +158,22 @@ class FilterUpdate:
     full_only: bool = False
 
 
-class CountingBloomFilter:
+class BloomFilter:
     """This node's filter of its own keys; not thread-safe (one event loop).
+
+    Adding a key sets its bits at once.  Removing one does not clear them:
+    a bit may be shared with other keys, and counting who shares it (a
+    counting filter) costs a random memory access per hash on every new
+    key, which made the filter most of the cost of a SET.  Instead a removal
+    is only counted (:attr:`stale`), and the node *refreshes* the filter from
+    its live keys now and then (:meth:`begin_refresh`, :meth:`refresh_add`,
+    :meth:`finish_refresh`), a few thousand keys per step so the event loop
+    stays responsive.  Until then a removed key is a false positive, never a
+    false negative.  Cache digests in Squid work the same way.
 
     The caller adds a key once when it appears in the store and removes it
     once when it leaves (delete or expiry); overwriting a key must not add it
-    again.  Removing a key that was never added is clamped at zero instead of
-    going negative, but it can still take out positions other keys share, so
-    it is a caller bug that makes false negatives possible.
+    again, or :attr:`count` drifts.
     """
 
     __slots__ = (
@@ -180,17 +182,18 @@ class CountingBloomFilter:
         "_bits",
         "_capacity",
         "_count",
-        "_counters",
         "_fp_rate",
+        "_fresh",
         "_full_cache",
         "_full_pending",
         "_hashes",
         "_krange",
         "_ops",
         "_ops_at_delta",
-        "_pending_sets",
         "_seed",
         "_sent",
+        "_stale",
+        "_stale_at_refresh",
         "_version",
     )
 
@@ -209,22 +212,21 @@ class CountingBloomFilter:
         self._capacity = capacity
         self._bits = bits
         self._hashes = hashes
-        self._krange = range(hashes)  # reused by every add/remove/contains
-        self._counters = bytearray(bits)
-        # The bits peers receive: counter > 0 at every position.  Remove
-        # clears bits as it goes; add only notes the positions it raises from
-        # 0, and they are set together, in C, when the bits are next read
-        # (_current_bits): a bit set per position costs as much as the
-        # counter update itself on the bulk-load path.
+        self._krange = range(hashes - 1)  # the positions after the first
+        # The bits peers receive.
         self._bitarray = bitarray(bits, endian="big")
         self._bitarray.setall(0)
-        self._pending_sets: list[int] = []
         # The bits as of the last delta: the next delta is their difference,
         # found at C speed, so add and remove record nothing per position.
         self._sent = self._bitarray.copy()
         self._count = 0
-        # Adds and removes since the resize: with the version, it identifies
-        # the bit state, so a full copy is compressed once however many peers
+        self._stale = 0  # removed keys whose bits are still set
+        # While a refresh runs: the bits being rebuilt from the live keys, and
+        # how many removals it will account for.
+        self._fresh: bitarray | None = None
+        self._stale_at_refresh = 0
+        # Bit changes since the resize: with the version, it identifies the
+        # bit state, so a full copy is compressed once however many peers
         # ask, and an idle round costs one comparison.
         self._ops = 0
         self._ops_at_delta = 0
@@ -265,17 +267,23 @@ class CountingBloomFilter:
         return self._count
 
     @property
+    def stale(self) -> int:
+        """Removed keys whose bits are still set, until a refresh clears them."""
+        return self._stale
+
+    @property
+    def refreshing(self) -> bool:
+        """True between begin_refresh and finish_refresh (a rebuild ends it)."""
+        return self._fresh is not None
+
+    @property
     def version(self) -> int:
         """Version of the state peers know; bumped by take_delta and rebuild."""
         return self._version
 
     def bit_bytes(self) -> bytes:
         """The bit array peers receive, packed as in the full encoding."""
-        return self._current_bits().tobytes()
-
-    def counters(self) -> bytes:
-        """A copy of the per-position counters (for tests and diagnostics)."""
-        return bytes(self._counters)
+        return self._bitarray.tobytes()
 
     def positions(self, key: bytes) -> list[int]:
         """The positions of ``key`` in this filter."""
@@ -284,82 +292,93 @@ class CountingBloomFilter:
     # -- the hot path ---------------------------------------------------------
 
     def add(self, key: bytes) -> None:
-        """Count ``key`` in; the bits it sets reach peers in the next delta."""
+        """Add ``key``; the bits it sets reach peers in the next delta."""
         self.add_many((key,))
 
     def add_many(self, keys: Collection[bytes]) -> None:
-        """Count each of ``keys`` in (a key given twice counts twice).
+        """Add each of ``keys``: their positions are worked out in Python and
+        set with one bitarray call."""
+        positions = self._positions_of(keys)
+        self._bitarray[positions] = 1
+        if self._fresh is not None:
+            self._fresh[positions] = 1
+        self._count += len(keys)
+        self._ops += 1
 
-        One call per multi-key SET or bulk load: this loop is most of what a
-        new key costs, so it is kept flat, with everything in locals.
-        """
+    def _positions_of(self, keys: Iterable[bytes]) -> list[int]:
+        # The reference arithmetic of bloom_positions, incrementally: this
+        # loop is most of what a new key costs, so it stays flat.
         seed, m, krange = self._seed, self._bits, self._krange
-        counters, raised = self._counters, self._pending_sets
+        positions: list[int] = []
+        append = positions.append
         for key in keys:
             h1, h2 = _hash64(key, seed, True, False)
             pos = h1 % m
             step = (h2 | 1) % m
+            append(pos)
             for _ in krange:
-                n = counters[pos]
-                if n == 0:
-                    counters[pos] = 1
-                    raised.append(pos)
-                elif n != _SATURATED:
-                    counters[pos] = n + 1
-                pos = (pos + step) % m
-        self._count += len(keys)
-        self._ops += len(keys)
-        if len(raised) > _MAX_PENDING_SETS:
-            self._current_bits()
-
-    def _current_bits(self) -> bitarray:
-        """The bit array, with the positions add raised since the last call set."""
-        raised = self._pending_sets
-        if raised:
-            self._bitarray[raised] = 1
-            raised.clear()
-        return self._bitarray
+                pos += step
+                if pos >= m:
+                    pos -= m
+                append(pos)
+        return positions
 
     def remove(self, key: bytes) -> None:
-        """Count ``key`` out; the caller guarantees it was added before.
-
-        A saturated counter is left alone: it stands for 255 *or more* keys, so
-        decrementing it could reach zero while keys still map there, which
-        would be a false negative.  Its bit stays set until the next rebuild.
-        """
-        h1, h2 = _hash64(key, self._seed, True, False)
-        m = self._bits
-        pos = h1 % m
-        step = (h2 | 1) % m
-        counters, bits = self._counters, self._current_bits()  # sets before clears
-        for _ in self._krange:
-            n = counters[pos]
-            if n == 1:
-                counters[pos] = 0
-                bits[pos] = 0
-            elif 1 < n < _SATURATED:
-                counters[pos] = n - 1
-            # n == 0: the key was never added; clamp rather than go negative.
-            pos = (pos + step) % m
+        """Count ``key`` out.  Its bits stay set until the next refresh."""
         if self._count:
             self._count -= 1
-        self._ops += 1
+        self._stale += 1
 
     def __contains__(self, key: bytes) -> bool:
         h1, h2 = _hash64(key, self._seed, True, False)
         m = self._bits
         pos = h1 % m
         step = (h2 | 1) % m
-        counters = self._counters
+        bits = self._bitarray
+        if not bits[pos]:
+            return False
         for _ in self._krange:
-            if not counters[pos]:
+            pos += step
+            if pos >= m:
+                pos -= m
+            if not bits[pos]:
                 return False
-            pos = (pos + step) % m
         return True
 
     def fp_estimate(self) -> float:
         """Current false-positive estimate: (fraction of bits set) ** k."""
-        return (self._current_bits().count() / self._bits) ** self._hashes
+        return (self._bitarray.count() / self._bits) ** self._hashes
+
+    # -- refresh: clearing the bits of removed keys ---------------------------
+
+    def begin_refresh(self) -> None:
+        """Start rebuilding the bits from the live keys, which the caller then
+        passes to :meth:`refresh_add` (in steps) before :meth:`finish_refresh`.
+
+        Keys added meanwhile go into both bit arrays; keys removed meanwhile
+        count as stale for the next refresh.
+        """
+        fresh = bitarray(self._bits, endian="big")
+        fresh.setall(0)
+        self._fresh = fresh
+        self._stale_at_refresh = self._stale
+
+    def refresh_add(self, keys: Iterable[bytes]) -> None:
+        """Add live keys to the bits being rebuilt."""
+        if self._fresh is not None:
+            self._fresh[self._positions_of(keys)] = 1
+
+    def finish_refresh(self) -> None:
+        """Put the rebuilt bits in place: the removed keys' bits are gone, and
+        the next delta tells peers which bits cleared."""
+        fresh = self._fresh
+        if fresh is None:
+            return  # a rebuild (growth) ended the refresh; it did the same job
+        self._fresh = None
+        self._stale -= self._stale_at_refresh
+        if fresh != self._bitarray:
+            self._bitarray = fresh
+            self._ops += 1
 
     # -- growth ---------------------------------------------------------------
 
@@ -370,14 +389,15 @@ class CountingBloomFilter:
     def rebuild(self, keys: Iterable[bytes], capacity: int) -> None:
         """Re-size for ``capacity`` keys (same fp_rate) and add ``keys`` again.
 
-        Peers cannot follow a change of size through a delta, so the version
-        is bumped (a full copy sent from now on carries a new version) and the
-        next :meth:`take_delta` returns a ``full_only`` update.
+        This also clears the bits of every removed key and ends a refresh in
+        progress.  Peers cannot follow a change of size through a delta, so
+        the version is bumped (a full copy sent from now on carries a new
+        version) and the next :meth:`take_delta` returns a ``full_only`` update.
         """
         keys = list(keys)  # if iterating fails, it fails before anything changed
         self._resize(capacity)
         self.add_many(keys)
-        self._sent = self._current_bits().copy()
+        self._sent = self._bitarray.copy()
         self._ops_at_delta = self._ops
         self._version += 1
         self._full_pending = True
@@ -395,13 +415,13 @@ class CountingBloomFilter:
         if self._full_pending:
             self._full_pending = False
             self._version += 1
-            self._sent = self._current_bits().copy()
+            self._sent = self._bitarray.copy()
             self._ops_at_delta = self._ops
             return FilterUpdate(self._version - 1, self._version, full_only=True)
         if self._ops == self._ops_at_delta:
             return None
         self._ops_at_delta = self._ops
-        now, before = self._current_bits(), self._sent
+        now, before = self._bitarray, self._sent
         diff = now ^ before
         if not diff.any():
             return None
@@ -466,7 +486,7 @@ class CountingBloomFilter:
         never compresses better than 1032 to 1).
         """
         raw = (self._bits + 7) // 8
-        p = self._current_bits().count() / self._bits
+        p = self._bitarray.count() / self._bits
         entropy = 0.0
         if 0.0 < p < 1.0:
             entropy = -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
@@ -476,7 +496,7 @@ class CountingBloomFilter:
         cached = self._full_cache
         if cached is not None and cached[0] == version and cached[1] == self._ops:
             return cached[2]
-        data = base64.b64encode(zlib.compress(self._current_bits().tobytes(), _ZLIB_LEVEL))
+        data = base64.b64encode(zlib.compress(self._bitarray.tobytes(), _ZLIB_LEVEL))
         encoded = b"FULL %d %d %d %d %s" % (version, self._bits, self._hashes, self._seed, data)
         self._full_cache = (version, self._ops, encoded)
         return encoded

@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from olivia.bloom import CountingBloomFilter, FilterError, FilterReplica, FilterUpdate
+from olivia.bloom import BloomFilter, FilterError, FilterReplica, FilterUpdate
 from olivia.clock import HybridClock, node_id
 from olivia.config import Config
 from olivia.errors import OliviaError, ProtocolError
@@ -73,7 +73,7 @@ class Cluster:
     """This node's view of, and traffic with, every other node."""
 
     def __init__(self, config: Config, name: str, advertise: str, store: Store,
-                 bloom: CountingBloomFilter, clock: HybridClock, stats: Stats) -> None:
+                 bloom: BloomFilter, clock: HybridClock, stats: Stats) -> None:
         self.config = config
         self.name = name
         self.advertise = advertise

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from olivia import __version__
-from olivia.bloom import CountingBloomFilter
+from olivia.bloom import BloomFilter
 from olivia.clock import STAMP_BYTES, HybridClock
 from olivia.cluster import Cluster
 from olivia.config import Config
@@ -75,9 +75,10 @@ class Node:
     def __init__(self, config: Config, store: Store | None = None) -> None:
         self.config = config
         self.name = config.name or f"{config.host}:{config.port}"
-        self.bloom = CountingBloomFilter(config.bloom_capacity, config.bloom_fp_rate)
+        self.bloom = BloomFilter(config.bloom_capacity, config.bloom_fp_rate)
         self.store = store if store is not None else Store()
-        self.store.on_expire = self.bloom.remove
+        self.store.on_expire = self._key_gone
+        self._refresh = _FilterRefresh(self.bloom, self.store)
         self.clock = HybridClock(self.name)
         self.stats = Stats(started_at=time.monotonic())
         self.cluster: Cluster | None = None
@@ -134,6 +135,7 @@ class Node:
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
+        self._refresh.stop()
         self._loop = None
 
     # -- commands -----------------------------------------------------------
@@ -306,9 +308,16 @@ class Node:
 
     def _delete_local(self, key: bytes) -> bool:
         if self.store.delete(key):
-            self.bloom.remove(key)
+            self._key_gone(key)
             return True
         return False
+
+    def _key_gone(self, key: bytes) -> None:
+        """A key left the store (deleted or expired): it leaves the filter at
+        the next refresh."""
+        self.bloom.remove(key)
+        if self._loop is not None:
+            self._refresh.soon(self._loop)
 
     def _defer(self, coro: Any) -> asyncio.Future[bytes]:
         """Run a reply that needs peers; the connection's reply queue holds it."""
@@ -424,7 +433,7 @@ class Node:
         }
         return {name: str(value) for name, value in fields.items()}
 
-    # -- filter growth and expiry ------------------------------------------------------
+    # -- filter growth, refresh and expiry ----------------------------------------------
 
     def _grow_filter_if_full(self) -> None:
         bloom = self.bloom
@@ -456,3 +465,78 @@ class Node:
         if evicted:
             log.debug("expired %d keys", len(evicted))
 
+
+
+# A filter refresh takes at most this share of the event loop's time: after
+# a refresh that kept the loop busy for t seconds, the next starts no sooner
+# than t / REFRESH_SHARE later (and never sooner than REFRESH_MIN_INTERVAL).
+REFRESH_SHARE = 0.1
+REFRESH_MIN_INTERVAL = 0.1
+# Keys per refresh step (~3 ms); other callbacks run between steps.
+REFRESH_STEP_KEYS = 4000
+
+
+class _FilterRefresh:
+    """Clears the bits of removed keys by rebuilding the filter from the live
+    keys, in steps, paced so that it never takes more than REFRESH_SHARE of
+    the loop (see BloomFilter for why removal works this way).
+
+    With few keys a removed key leaves the filter within about
+    REFRESH_MIN_INTERVAL; with a million (0.5 s of work) within about 5 s.
+    """
+
+    def __init__(self, bloom: BloomFilter, store: Store) -> None:
+        self._bloom = bloom
+        self._store = store
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._step_handle: asyncio.Handle | None = None
+        self._keys: list[bytes] = []
+        self._index = 0
+        self._busy = 0.0  # seconds the steps of this refresh took
+        self._not_before = 0.0  # loop time of the next allowed start
+
+    def soon(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A key was removed: refresh when the pacing allows, unless one is due."""
+        if self._timer is None and self._step_handle is None:
+            self._loop = loop
+            delay = max(0.0, self._not_before - loop.time())
+            self._timer = loop.call_later(delay, self._begin)
+
+    def stop(self) -> None:
+        for handle in (self._timer, self._step_handle):
+            if handle is not None:
+                handle.cancel()
+        self._timer = self._step_handle = None
+        self._keys = []
+
+    def _begin(self) -> None:
+        self._timer = None
+        if not self._bloom.stale or self._bloom.refreshing:
+            return
+        started = time.perf_counter()
+        self._bloom.begin_refresh()
+        self._keys = self._store.key_snapshot()
+        self._index = 0
+        self._busy = time.perf_counter() - started
+        self._step()
+
+    def _step(self) -> None:
+        self._step_handle = None
+        bloom, loop = self._bloom, self._loop
+        assert loop is not None
+        started = time.perf_counter()
+        if bloom.refreshing:  # else a rebuild (growth) did the whole job
+            end = self._index + REFRESH_STEP_KEYS
+            bloom.refresh_add(self._keys[self._index:end])
+            self._index = end
+            if end < len(self._keys):
+                self._busy += time.perf_counter() - started
+                self._step_handle = loop.call_soon(self._step)
+                return
+            bloom.finish_refresh()
+        self._keys = []
+        self._busy += time.perf_counter() - started
+        self._not_before = loop.time() + max(REFRESH_MIN_INTERVAL, self._busy / REFRESH_SHARE)
+        if bloom.stale:
+            self.soon(loop)

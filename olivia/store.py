@@ -55,6 +55,10 @@ class Store:
         deadlines = self._deadlines
         return iter([k for k in self._data if deadlines.get(k, now + 1) > now])
 
+    def key_snapshot(self) -> list[bytes]:
+        """Every key held, expired or not (a copy, made at C speed)."""
+        return list(self._data)
+
     def get(self, key: bytes) -> bytes | None:
         value = self._data.get(key)
         deadlines = self._deadlines

@@ -102,3 +102,27 @@ def test_plain_lane_stores_values_in_wire_form() -> None:
     run(node, b"SET k:a%2cb,j:%41")
     assert node.get_plain(b"k,j") == b":GOT k:a%2Cb,j:A\n"  # canonical escapes
     assert node.get_plain(b"k%41") is None
+
+
+@pytest.mark.asyncio
+async def test_deleted_and_expired_keys_leave_the_filter_by_refresh() -> None:
+    node = Node(Config())
+    loop = asyncio.get_running_loop()
+    node.start(loop, "unit", "127.0.0.1:1")
+    try:
+        # More keys than one refresh step, so the refresh takes several steps.
+        run(node, b"SET " + b",".join(b"k%d:v" % i for i in range(10_000)))
+        run(node, b"SETEX brief:v:0.05")
+        run(node, b"DEL " + b",".join(b"k%d" % i for i in range(0, 10_000, 2)))
+        assert node.bloom.stale == 5000 and b"k0" in node.bloom
+        deadline = loop.time() + 5
+        while node.bloom.stale or node.bloom.refreshing or b"brief" in node.store:
+            assert loop.time() < deadline, "the filter was never refreshed"
+            await asyncio.sleep(0.01)  # poll until the deadline above
+        live = [b"k%d" % i for i in range(1, 10_000, 2)]
+        assert all(key in node.bloom for key in live)
+        assert sum(b"k%d" % i in node.bloom for i in range(0, 10_000, 2)) < 50
+        assert node.bloom.count == len(live)
+    finally:
+        await node.leave()
+        node.close()

@@ -87,6 +87,7 @@ class Node:
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = float("inf")
         self._batch_stamp: bytes | None = None
+        self._pending_adds: list[bytes] = []  # new keys, into the filter at turn end
         # A stored value longer than this could not go out in one GOT line.
         self._max_stored_reply = config.max_reply_bytes + STAMP_BYTES
         # Verb -> plain-lane handler, tried by the server before parse_request.
@@ -214,8 +215,7 @@ class Node:
         stamp = self._stamp()
         new = self.store.set_many(pairs, stamp)
         if new:
-            self.bloom.add_many(new)
-            self._grow_filter_if_full()
+            self._filter_add(new)
         if self.cluster is not None:
             self.cluster.note_writes(pairs, stamp)
 
@@ -225,13 +225,15 @@ class Node:
 
     def _setex(self, command: SetEx) -> bytes:
         stamp = self._stamp()
-        store_set, bloom_add, announce = self.store.set_with_ttl, self.bloom.add, self._announcer()
+        store_set, announce = self.store.set_with_ttl, self._announcer()
+        new = []
         for item in command.items:
             if store_set(item.key, stamp + encode_field(item.value), item.ttl):
-                bloom_add(item.key)
+                new.append(item.key)
             if announce is not None:
                 announce(item.key, stamp)
-        self._grow_filter_if_full()
+        if new:
+            self._filter_add(new)
         deadline = self.store.next_deadline()
         if deadline is not None and deadline < self._expiry_at:
             self._schedule_expiry()
@@ -312,9 +314,31 @@ class Node:
             return True
         return False
 
+    def _filter_add(self, keys: list[bytes]) -> None:
+        """New keys go into the filter at the end of this turn of the loop, all
+        in one call: one bitarray call per turn, not per SET, when every line
+        of a pipeline is a one-key SET.  Peers learn of them in the next
+        gossip round either way."""
+        pending = self._pending_adds
+        if not pending:
+            if self._loop is None:  # not serving (unit use): at once
+                self.bloom.add_many(keys)
+                self._grow_filter_if_full()
+                return
+            self._loop.call_soon(self._flush_filter_adds)
+        pending.extend(keys)
+
+    def _flush_filter_adds(self) -> None:
+        keys, self._pending_adds = self._pending_adds, []
+        if keys:
+            self.bloom.add_many(keys)
+            self._grow_filter_if_full()
+
     def _key_gone(self, key: bytes) -> None:
         """A key left the store (deleted or expired): it leaves the filter at
         the next refresh."""
+        if self._pending_adds:
+            self._flush_filter_adds()  # it may be one of them: count it in first
         self.bloom.remove(key)
         if self._loop is not None:
             self._refresh.soon(self._loop)
@@ -345,6 +369,7 @@ class Node:
         return encode_reply(Fulfilled(",".join(addresses).encode(), command.tag))
 
     def _request_bloomfilter(self, command: RequestBloomFilter) -> bytes:
+        self._flush_filter_adds()
         return encode_reply(Fulfilled(self.bloom.encode_full(), command.tag))
 
     def _request_connect(self, command: RequestConnect) -> bytes:
@@ -398,6 +423,7 @@ class Node:
     def info(self) -> dict[str, str]:
         """The INFO fields, in a stable order (contract fields first)."""
         self._evict_due(limit=None)  # so 'keys' counts live keys only
+        self._flush_filter_adds()  # so 'bloom_keys' counts this turn's new keys
         stats, store, bloom, cluster = self.stats, self.store, self.bloom, self.cluster
         states = cluster.membership.counts() if cluster is not None else {}
         fields: dict[str, object] = {

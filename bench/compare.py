@@ -106,10 +106,19 @@ def progress(message: str) -> None:
 class Bench:
     """Runs olivia-bench as a subprocess and keeps the commands it ran, for the report."""
 
-    def __init__(self, duration: float, processes: int | None) -> None:
+    def __init__(self, duration: float, processes: int | None, repeat: int = 1) -> None:
         self.duration = duration
         self.processes = processes
+        self.repeat = repeat
         self.commands: list[str] = []
+
+    def measure(self, port_name: str, port: int, redis: bool, test: str,
+                pipeline: int) -> dict[str, str]:
+        """One measured row: the run with the median ops/s of ``repeat`` runs
+        (a 2-core machine shared by client and servers is noisy)."""
+        runs = [self.run(port_name, port, redis, test, pipeline)[0] for _ in range(self.repeat)]
+        runs.sort(key=lambda fields: float(fields["ops_per_sec"]))
+        return runs[len(runs) // 2]
 
     def argv(self, port: int, redis: bool, tests: str, pipeline: int, populate: bool,
              duration: float | None) -> list[str]:
@@ -181,8 +190,8 @@ def sweep(bench: Bench, olivia: ServerProcess, redis: ServerProcess,
     for pipeline in pipelines:
         for test in ("set", "get"):
             for name, server, port_name in servers:
-                fields = bench.run(port_name, server.port, name == "redis", test, pipeline)
-                row = to_row("single", name, fields[0])
+                row = to_row("single", name,
+                             bench.measure(port_name, server.port, name == "redis", test, pipeline))
                 rows.append(row)
                 bound = " (client-bound)" if row.client_bound else ""
                 progress(f"[{len(rows)}/{total}] {name} {test.upper()} -P {pipeline}: "
@@ -233,8 +242,8 @@ def remote_and_local(bench: Bench, pipelines: Sequence[int]) -> tuple[list[Row],
         wait_quiet((a, b))
         before = {k: int(v) for k, v in b.info().items() if k.startswith("remote_")}
         for pipeline in pipelines:
-            fields = bench.run("$NODE_B_PORT", b.port, False, "get", pipeline)
-            rows.append(to_row("remote", "olivia", fields[0]))
+            rows.append(to_row("remote", "olivia",
+                               bench.measure("$NODE_B_PORT", b.port, False, "get", pipeline)))
             progress(f"cluster: remote GET at b -P {pipeline}: {rows[-1].ops_per_sec:,.0f} ops/s")
         after = {k: int(v) for k, v in b.info().items() if k.startswith("remote_")}
         if int(b.info()["keys"]) != 0:
@@ -244,8 +253,8 @@ def remote_and_local(bench: Bench, pipelines: Sequence[int]) -> tuple[list[Row],
         bench.run("$NODE_B_PORT", b.port, False, "populate", duration=None)
         wait_quiet((a, b))
         for pipeline in pipelines:
-            fields = bench.run("$NODE_B_PORT", b.port, False, "get", pipeline)
-            rows.append(to_row("local", "olivia", fields[0]))
+            rows.append(to_row("local", "olivia",
+                               bench.measure("$NODE_B_PORT", b.port, False, "get", pipeline)))
             progress(f"cluster: local GET at b -P {pipeline}: {rows[-1].ops_per_sec:,.0f} ops/s")
     return rows, {k: after[k] - before[k] for k in before}
 
@@ -329,7 +338,7 @@ def remote_summary(rows: Sequence[Row], counters: dict[str, int]) -> list[str]:
 def report(rows: Sequence[Row], counters: dict[str, int], info: dict[str, str],
            bench: Bench, args: argparse.Namespace, wall: float) -> str:
     setup = (f"{CONNECTIONS} connections, keyspace {KEYSPACE}, {VALUE_SIZE}-byte values, "
-             f"{bench.duration:g} s per run"
+             f"{bench.duration:g} s per run, median of {bench.repeat} runs per row"
              + (f", {bench.processes} client processes" if bench.processes else
                 ", 2 client processes (olivia-bench default)"))
     lines = [
@@ -355,7 +364,8 @@ def report(rows: Sequence[Row], counters: dict[str, int], info: dict[str, str],
         "",
         "    python -m bench.compare" + (" --quick" if args.quick else "")
         + (f" -j {args.processes}" if args.processes else "")
-        + (f" --duration {args.duration:g}" if args.duration else ""),
+        + (f" --duration {args.duration:g}" if args.duration else "")
+        + (f" --repeat {args.repeat}" if args.repeat != 3 and not args.quick else ""),
         f"    {redis_binary()} --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no",
         "    python -m olivia --host 127.0.0.1 --port 0",
         "    python -m olivia --host 127.0.0.1 --port 0 --name a          # node A",
@@ -432,6 +442,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, default=None,
                         help=f"seconds per run (default {DURATION:g}, with --quick "
                              f"{DURATION / QUICK_FACTOR:g})")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per measured row; the median is reported (default 3, "
+                             "with --quick 1)")
     parser.add_argument("-j", "--processes", type=int, default=None,
                         help="olivia-bench client processes (default: olivia-bench's, 2)")
     return parser
@@ -446,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     signal.signal(signal.SIGTERM, _raise_interrupt)  # unwind, so servers are stopped
     duration = args.duration or (DURATION / QUICK_FACTOR if args.quick else DURATION)
-    bench = Bench(duration, args.processes)
+    bench = Bench(duration, args.processes, 1 if args.quick else args.repeat)
     started = time.monotonic()
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,9 @@ class Node:
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._expiry_at = float("inf")
         self._batch_stamp: bytes | None = None
+        # Bound once: the plain lane calls them for nearly every request.
+        self._store_get = self.store.get
+        self._store_set_many = self.store.set_many
         self._pending_adds: list[bytes] = []  # new keys, into the filter at turn end
         # A stored value longer than this could not go out in one GOT line.
         self._max_stored_reply = config.max_reply_bytes + STAMP_BYTES
@@ -160,14 +163,14 @@ class Node:
         if pairs is None:
             return None
         self._store(pairs)
-        return b":SAT " + args + b"\n"
+        return b"".join((b":SAT ", args, b"\n"))
 
     def get_plain(self, args: bytes) -> Reply | None:
         """``GET`` of keys that need no decoding, answered from wire-form values."""
         keys = plain_keys(args)
         if keys is None:
             return None
-        store_get = self.store.get
+        store_get = self._store_get
         if len(keys) == 1:
             stored = store_get(args)
             if stored is None:
@@ -175,7 +178,7 @@ class Node:
                     return self._get_remote(Get((args,)), {}, keys)
                 return b":GOT\n"
             if len(stored) <= self._max_stored_reply:
-                return b":GOT " + args + b":" + stored[STAMP_BYTES:] + b"\n"
+                return b"".join((b":GOT ", args, b":", stored[STAMP_BYTES:], b"\n"))
             return None
         found = []
         for key in keys:
@@ -211,13 +214,14 @@ class Node:
         return cluster is not None and cluster.alive_count() > 0
 
     def _store(self, pairs: Sequence[Sequence[bytes]]) -> None:
-        """Store (key, wire-form value) pairs under one new stamp; tell the peers."""
-        stamp = self._stamp()
-        new = self.store.set_many(pairs, stamp)
+        """Store (key, wire-form value) pairs under this batch's stamp; tell the peers."""
+        stamp = self._batch_stamp or self._stamp()
+        new = self._store_set_many(pairs, stamp)
         if new:
             self._filter_add(new)
-        if self.cluster is not None:
-            self.cluster.note_writes(pairs, stamp)
+        cluster = self.cluster
+        if cluster is not None and cluster.membership.peers:
+            cluster.note_writes(pairs, stamp)
 
     def _set(self, command: Set) -> bytes:
         self._store([(key, encode_field(value)) for key, value in command.items])

@@ -64,7 +64,7 @@ import math
 import sys
 import zlib
 from array import array
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import mmh3
@@ -76,6 +76,8 @@ MIN_BITS = 8
 MAX_HASHES = 16
 # How much larger than the size-optimal filter one with fewer hashes may be.
 SIZE_SLACK = 1.10
+# Keys whose positions are set in one bitarray call, at most.
+ADD_CHUNK = 4096
 # Positions travel as uint32, so no filter can be larger than this.
 MAX_BITS = 1 << 32
 MAX_SEED = (1 << 32) - 1
@@ -295,13 +297,16 @@ class BloomFilter:
         """Add ``key``; the bits it sets reach peers in the next delta."""
         self.add_many((key,))
 
-    def add_many(self, keys: Collection[bytes]) -> None:
+    def add_many(self, keys: Sequence[bytes]) -> None:
         """Add each of ``keys``: their positions are worked out in Python and
-        set with one bitarray call."""
-        positions = self._positions_of(keys)
-        self._bitarray[positions] = 1
-        if self._fresh is not None:
-            self._fresh[positions] = 1
+        set with one bitarray call per ADD_CHUNK keys (the chunk bounds the
+        list of positions: a million ints would outlive the load as
+        allocator fragmentation)."""
+        for start in range(0, len(keys), ADD_CHUNK):
+            positions = self._positions_of(keys[start:start + ADD_CHUNK])
+            self._bitarray[positions] = 1
+            if self._fresh is not None:
+                self._fresh[positions] = 1
         self._count += len(keys)
         self._ops += 1
 
@@ -363,10 +368,11 @@ class BloomFilter:
         self._fresh = fresh
         self._stale_at_refresh = self._stale
 
-    def refresh_add(self, keys: Iterable[bytes]) -> None:
+    def refresh_add(self, keys: Sequence[bytes]) -> None:
         """Add live keys to the bits being rebuilt."""
         if self._fresh is not None:
-            self._fresh[self._positions_of(keys)] = 1
+            for start in range(0, len(keys), ADD_CHUNK):
+                self._fresh[self._positions_of(keys[start:start + ADD_CHUNK])] = 1
 
     def finish_refresh(self) -> None:
         """Put the rebuilt bits in place: the removed keys' bits are gone, and

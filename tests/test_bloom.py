@@ -58,7 +58,7 @@ def bits_of(bloom: BloomFilter, members: Iterable[bytes]) -> bytes:
 def refresh(bloom: BloomFilter, live: Iterable[bytes]) -> None:
     """A whole refresh in one go (the node does it in steps)."""
     bloom.begin_refresh()
-    bloom.refresh_add(live)
+    bloom.refresh_add(list(live))
     bloom.finish_refresh()
 
 

@@ -39,7 +39,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script (python bench/routing.py): import this tree
     sys.path.insert(0, str(ROOT))
 
-from bench.servers import ServerError, ServerProcess, start_olivia  # noqa: E402
+from bench.servers import ServerError, ServerProcess, start_olivia, wait_for  # noqa: E402
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0  # seconds for a node to print "listening on"
@@ -58,25 +58,12 @@ SETTLE_MIN = 1.0  # ...but wait at least this long (10 gossip rounds at 0.1 s)
 SETTLE_TIMEOUT = 15.0
 SOCKET_TIMEOUT = 30.0
 WINDOW = 100  # requests in flight on one connection
-POLL = 0.02  # seconds between polls
 SUMMARY_CACHE = "25-60x"  # Fan et al., Summary Cache (SIGCOMM 1998 / ToN 2000)
 _LEVEL = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b")
 
 
 class BenchError(Exception):
     """The benchmark cannot go on; the message says why."""
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float) -> object:
-    """Poll ``condition`` until truthy; BenchError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(POLL)
 
 
 # --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ processes on free ports spoken to over sockets, as a user would."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -238,3 +240,40 @@ def running_cluster(size: int, *args: str) -> Iterator[ClusterProcesses]:
         yield cluster
     finally:
         cluster.close()
+
+
+@contextmanager
+def fake_server(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A listener on a free loopback port whose connections, one at a time,
+    are passed to ``handle`` on a thread (and closed after); yields the port.
+
+    For servers that misbehave in ways a real node never does.  The thread
+    and the listener are stopped when the block ends, even on failure.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(0.05)  # so the thread sees stop
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            # A client hanging up on a fake is fine (OSError).
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(DEADLINE)
+                handle(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(DEADLINE)

@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from olivia import Client
 from olivia.cli import _ReplyCounter, count_requests
-from tests.helpers import DEADLINE, OliviaProcess, free_port
+from tests.helpers import DEADLINE, OliviaProcess, fake_server, free_port
 
 CLI = [sys.executable, "-m", "olivia.cli"]
 
@@ -293,39 +292,19 @@ def test_unknown_extension_needs_format(node: OliviaProcess, tmp_path: Path) -> 
 @pytest.fixture
 def refusing_server() -> Iterator[int]:
     """A fake node: INFO answers, the third SET line is refused, others stored."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    listener.settimeout(0.05)
-    stop = threading.Event()
+    def handle(conn: socket.socket) -> None:
+        sets = 0
+        with conn.makefile("rb") as lines:
+            for line in lines:
+                if line.startswith(b"INFO"):
+                    conn.sendall(b":INFO name=fake,max_line_bytes=1048576\n")
+                elif line.startswith(b"SET"):
+                    sets += 1
+                    conn.sendall(b":ERR internal error; the request may not have been "
+                                 b"carried out\n" if sets == 3 else b":SAT x:y\n")
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn, conn.makefile("rb") as lines:
-                conn.settimeout(DEADLINE)
-                sets = 0
-                for line in lines:
-                    if line.startswith(b"INFO"):
-                        conn.sendall(b":INFO name=fake,max_line_bytes=1048576\n")
-                    elif line.startswith(b"SET"):
-                        sets += 1
-                        conn.sendall(b":ERR internal error; the request may not have been "
-                                     b"carried out\n" if sets == 3 else b":SAT x:y\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(DEADLINE)
+    with fake_server(handle) as port:
+        yield port
 
 
 def test_server_error_stops_the_import(refusing_server: int, tmp_path: Path) -> None:

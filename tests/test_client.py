@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -32,7 +31,7 @@ from olivia.client import (
     set_lines,
 )
 from olivia.protocol import Set, encode_request
-from tests.helpers import DEADLINE, OliviaProcess, running_node, wait_until
+from tests.helpers import DEADLINE, OliviaProcess, fake_server, running_node, wait_until
 
 TRICKY_VALUES = [
     b"a,b,c",
@@ -300,34 +299,12 @@ def test_timeout_on_a_server_that_never_answers(silent_server: int) -> None:
 @pytest.fixture
 def garbage_server() -> Iterator[int]:
     """A server that answers every line with something that is not a reply."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    stop = threading.Event()
+    def handle(conn: socket.socket) -> None:
+        while conn.recv(65536):
+            conn.sendall(b"hello there\n")
 
-    listener.settimeout(0.05)  # so the thread sees stop
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(DEADLINE)
-                while conn.recv(65536):
-                    conn.sendall(b"hello there\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(DEADLINE)
+    with fake_server(handle) as port:
+        yield port
 
 
 def test_a_reply_out_of_step_drops_the_connection(garbage_server: int) -> None:

@@ -147,6 +147,10 @@ class Cluster:
     def alive_count(self) -> int:
         return len(self.membership.alive())
 
+    def has_alive_peer(self) -> bool:
+        """alive_count() > 0, without building the list (asked on every miss)."""
+        return any(p.state is PeerState.ALIVE for p in self.membership.peers.values())
+
     def has_peers(self) -> bool:
         return bool(self.membership.peers)
 

@@ -175,7 +175,7 @@ class Node:
             stored = store_get(args)
             if stored is None:
                 if self._peers_alive():
-                    return self._get_remote(Get((args,)), {}, keys)
+                    return self._get_one_remote(args, keys)
                 return b":GOT\n"
             if len(stored) <= self._max_stored_reply:
                 return b"".join((b":GOT ", args, b":", stored[STAMP_BYTES:], b"\n"))
@@ -211,7 +211,7 @@ class Node:
 
     def _peers_alive(self) -> bool:
         cluster = self.cluster
-        return cluster is not None and cluster.alive_count() > 0
+        return cluster is not None and cluster.has_alive_peer()
 
     def _store(self, pairs: Sequence[Sequence[bytes]]) -> None:
         """Store (key, wire-form value) pairs under this batch's stamp; tell the peers."""
@@ -275,6 +275,22 @@ class Node:
 
         if not self.cluster.lookup(misses, answered):
             return self._got(command, found)
+        return reply
+
+    def _get_one_remote(self, key: bytes, keys: list[bytes]) -> Reply:
+        """_get_remote for the plain lane's one-key GET, without a command
+        object: under a remote-read load this runs once per request."""
+        assert self._loop is not None and self.cluster is not None
+        reply: asyncio.Future[bytes] = self._loop.create_future()
+
+        def answered(remote: dict[bytes, tuple[bytes, bytes]]) -> None:
+            if not reply.done():  # else the client went away
+                hit = remote.get(key)
+                reply.set_result(b":GOT\n" if hit is None
+                                 else b"".join((b":GOT ", key, b":", hit[0], b"\n")))
+
+        if not self.cluster.lookup(keys, answered):
+            return b":GOT\n"
         return reply
 
     def _got(self, command: Get, found: dict[bytes, bytes]) -> bytes:

@@ -732,12 +732,18 @@ def split_found(payload: bytes) -> list[tuple[bytes, bytes, bytes]]:
     found = []
     for item in payload.split(b",") if payload else ():
         fields = item.split(b":")
-        if len(fields) != 3 or len(fields[2]) != STAMP_HEX or not _HEX_MATCH(fields[2]):
+        if len(fields) != 3 or len(fields[2]) != STAMP_HEX:
+            raise ProtocolError(f"malformed LOOKUP reply item {show(item)}")
+        try:
+            stamp = bytes.fromhex(fields[2].decode("ascii"))
+        except ValueError:
+            stamp = b""
+        if len(stamp) != STAMP_HEX // 2:  # fromhex skips spaces: count the bytes
             raise ProtocolError(f"malformed LOOKUP reply item {show(item)}")
         value = fields[1]
         if PERCENT in value or CR in value:
             value = encode_field(decode_field(value))
-        found.append((decode_field(fields[0]), value, bytes.fromhex(fields[2].decode())))
+        found.append((decode_field(fields[0]), value, stamp))
     return found
 
 

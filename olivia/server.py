@@ -181,15 +181,16 @@ class ClientConnection(asyncio.Protocol):
         budget = REPLY_BUDGET
         start = index
         reply: bytes | asyncio.Future[bytes] | None
-        if not self._deferred and not queue:
-            # The usual batch: plain lines, every reply ready at once.  The
-            # first line that is not plain goes to the general loop below.
-            append = ready.append
+        if not self._deferred_writes:
+            # The usual batch: plain lines.  While replies wait on peers only
+            # GETs may go on here (a write must not overtake them); the first
+            # line that cannot goes to the general loop below.
+            append = out.append
             while index < end and budget > 0:
                 line = lines[index]
                 verb, _, args = line.partition(b" ")
                 handler = plain.get(verb)
-                if handler is None:
+                if handler is None or (self._deferred and verb != b"GET"):
                     break
                 try:
                     reply = handler(args)
@@ -206,7 +207,7 @@ class ClientConnection(asyncio.Protocol):
                 else:  # a GET waiting on peers: it and what follows queue up
                     self._wait_for(cast("asyncio.Future[bytes]", reply), False)
                     out = queue
-                    break
+                    append = queue.append
         while index < end and budget > 0:
             line = lines[index]
             index += 1

@@ -39,10 +39,12 @@ from olivia.protocol import (
     encode_request,
     error_line,
     got_line,
+    join_found,
     parse_reply,
     parse_request,
     plain_items,
     plain_keys,
+    split_found,
 )
 
 keys = st.binary(min_size=1, max_size=MAX_KEY_BYTES)
@@ -376,3 +378,13 @@ def test_framer_accepts_a_line_of_exactly_the_limit() -> None:
     assert not framer.overflowed
     assert framer.feed(b"z" * 11 + b"\r\n") == []
     assert framer.overflowed
+
+
+def test_lookup_replies_are_checked_item_by_item() -> None:
+    stamp = bytes(range(12))
+    assert split_found(join_found([(b"k,1", b"a%2Cb", stamp)])) == [(b"k,1", b"a%2Cb", stamp)]
+    assert split_found(b"k:%2c:" + stamp.hex().encode()) == [(b"k", b"%2C", stamp)]
+    for bad in (b"k:v:" + b"0" * 23 + b"g", b"k:v:" + b"00 " * 8, b"k:v:" + b"0" * 22,
+                b"k:v:" + "é".encode() * 12, b"k:v", b"k:v:1:2"):
+        with pytest.raises(errors.ProtocolError):
+            split_found(bad)

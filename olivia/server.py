@@ -175,18 +175,19 @@ class ClientConnection(asyncio.Protocol):
         """
         queue = self._queue
         ready: list[bytes] = []
-        out: list[bytes] | deque[PendingReply] = queue if queue else ready
+        # Replies go to ``ready`` until one has to wait; from then on, and
+        # when something already waits, to the queue behind it.
+        append = queue.append if queue else ready.append
         execute, plain = self._node.execute, self._node.plain_handlers
         lines, index, end = self._lines, self._next, len(self._lines)
         budget = REPLY_BUDGET
         start = index
         reply: bytes | asyncio.Future[bytes] | None
-        if not self._deferred_writes:
-            # The usual batch: plain lines.  While replies wait on peers only
-            # GETs may go on here (a write must not overtake them); the first
-            # line that cannot goes to the general loop below.
-            append = out.append
-            while index < end and budget > 0:
+        while index < end and budget > 0:
+            # The plain lane: no parsing into objects, for most requests.
+            # While replies wait on peers only GETs may take it (a write must
+            # not overtake them: the general lane below blocks it).
+            while index < end and budget > 0 and not self._deferred_writes:
                 line = lines[index]
                 verb, _, args = line.partition(b" ")
                 handler = plain.get(verb)
@@ -199,50 +200,31 @@ class ClientConnection(asyncio.Protocol):
                 except Exception as exc:
                     reply = self._internal_error(line, exc, b"")
                 if reply is None:
-                    break  # nothing was done: the general loop parses it
+                    break  # nothing was done: the general lane parses it
                 index += 1
                 if type(reply) is bytes:
                     append(reply)
                     budget -= len(reply)
                 else:  # a GET waiting on peers: it and what follows queue up
                     self._wait_for(cast("asyncio.Future[bytes]", reply), False)
-                    out = queue
                     append = queue.append
-        while index < end and budget > 0:
+            if index >= end or budget <= 0:
+                break
+            # The general lane, for one line: anything the plain lane does not take.
             line = lines[index]
             index += 1
             command = None
-            reply = None
-            if not self._deferred_writes:
-                # The plain lane: no parsing into objects, for most requests.
-                # While replies wait on peers, only GETs may take it (a write
-                # must not overtake them; the general lane below blocks it).
-                verb, _, args = line.partition(b" ")
-                handler = plain.get(verb)
-                if handler is not None and (not self._deferred or verb == b"GET"):
-                    try:
-                        reply = handler(args)
-                    except ProtocolError as exc:
-                        reply = error_line(exc.message)
-                    except Exception as exc:
-                        reply = self._internal_error(line, exc, b"")
-                    if type(reply) is bytes:
-                        out.append(reply)
-                        budget -= len(reply)
-                        continue
             try:
-                if reply is None:
-                    command = parse_request(line)
-                    if command is None:
-                        continue
-                    if self._deferred and (self._deferred_writes
-                                           or type(command) not in _READS):
-                        # Waiting on peers for an earlier request: a write must
-                        # not overtake it, nor a read overtake an earlier DEL.
-                        index -= 1
-                        self._blocked = True
-                        break
-                    reply = execute(command)
+                command = parse_request(line)
+                if command is None:
+                    continue
+                if self._deferred and (self._deferred_writes or type(command) not in _READS):
+                    # Waiting on peers for an earlier request: a write must
+                    # not overtake it, nor a read overtake an earlier DEL.
+                    index -= 1
+                    self._blocked = True
+                    break
+                reply = execute(command)
             except ProtocolError as exc:
                 # Errors raised while executing carry no tag; the command's applies.
                 tag = exc.tag or (command.tag if command is not None else b"")
@@ -252,27 +234,24 @@ class ClientConnection(asyncio.Protocol):
                     # oversized filter means a broken or hostile peer.
                     log.warning("dropping peer %s (%s): it sent a bad request: %s",
                                 self.peer_name, self.peer, exc.message)
-                    out.append(reply)
+                    append(reply)
                     self._stopped = True
                     break
             except Exception as exc:
                 reply = self._internal_error(line, exc, command.tag if command else b"")
             else:
-                if command is not None:
-                    if type(command) is Quit:
-                        self._stopped = True  # its reply is the last one
-                    elif type(command) is RequestConnect:
-                        # A peer introduced itself: filters it pushes may be large.
-                        self._framer.max_line_bytes = self._server.config.max_peer_line_bytes
-                        self.peer_name = command.name
+                if type(command) is Quit:
+                    self._stopped = True  # its reply is the last one
+                elif type(command) is RequestConnect:
+                    # A peer introduced itself: filters it pushes may be large.
+                    self._framer.max_line_bytes = self._server.config.max_peer_line_bytes
+                    self.peer_name = command.name
             if type(reply) is bytes:
-                out.append(reply)
+                append(reply)
                 budget -= len(reply)
             else:
-                # Only GETs wait on peers without a command object (the plain lane).
-                self._wait_for(cast("asyncio.Future[bytes]", reply),
-                               command is not None and type(command) is not Get)
-                out = queue
+                self._wait_for(cast("asyncio.Future[bytes]", reply), type(command) is not Get)
+                append = queue.append
             if self._stopped:
                 break
         node = self._node

@@ -403,7 +403,12 @@ async def test_async_cancelled_command_discards_its_connection(
         own_node.signal(signal.SIGSTOP)
         try:
             task = asyncio.create_task(db.get("cancel-a"))
-            await asyncio.sleep(0.1)  # let it send; the node cannot answer
+            # The task borrows the idle connection and writes in one step:
+            # poll until it has, then cancel while it waits for the reply.
+            deadline = asyncio.get_running_loop().time() + DEADLINE
+            while db._idle:
+                assert asyncio.get_running_loop().time() < deadline, "the GET was never sent"
+                await asyncio.sleep(0.001)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

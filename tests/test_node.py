@@ -114,7 +114,10 @@ async def test_deleted_and_expired_keys_leave_the_filter_by_refresh() -> None:
         run(node, b"SET " + b",".join(b"k%d:v" % i for i in range(10_000)))
         run(node, b"SETEX brief:v:0.05")
         run(node, b"DEL " + b",".join(b"k%d" % i for i in range(0, 10_000, 2)))
-        await asyncio.sleep(0)  # new keys enter the filter when the turn ends
+        deadline = loop.time() + 5
+        while node.bloom.count == 0:  # new keys enter the filter when the turn ends
+            assert loop.time() < deadline, "the new keys never reached the filter"
+            await asyncio.sleep(0.001)  # poll until the deadline above
         assert node.bloom.stale == 5000 and b"k0" in node.bloom
         deadline = loop.time() + 5
         while node.bloom.stale or node.bloom.refreshing or b"brief" in node.store:

@@ -408,7 +408,7 @@ async def test_async_cancelled_command_discards_its_connection(
             deadline = asyncio.get_running_loop().time() + DEADLINE
             while db._idle:
                 assert asyncio.get_running_loop().time() < deadline, "the GET was never sent"
-                await asyncio.sleep(0.001)
+                await asyncio.sleep(0.001)  # poll until the deadline above
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

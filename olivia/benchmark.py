@@ -585,8 +585,16 @@ def run_job(job: Job, ready: Callable[[], bool]) -> WorkerResult:
             sock.close()
 
 
-def worker_main(conn: Connection) -> None:
-    """A client process: runs the jobs the parent sends until it sends None."""
+def worker_main(conn: Connection, siblings: Sequence[Connection] = ()) -> None:
+    """A client process: runs the jobs the parent sends until it sends None.
+
+    ``siblings`` are the parent's ends of this worker's pipe and of those of
+    the workers forked before it, inherited by fork: closed at once, so that
+    when the parent dies every worker's pipe breaks and no worker waits
+    forever on a full one.
+    """
+    for sibling in siblings:
+        sibling.close()
     try:
         while True:
             job = conn.recv()
@@ -613,14 +621,15 @@ class Workers:
     def __init__(self, count: int) -> None:
         # fork starts a worker in milliseconds; spawn works too (worker_main is
         # top level and everything sent to it pickles).
-        context = (multiprocessing.get_context("fork")
-                   if "fork" in multiprocessing.get_all_start_methods()
+        forking = "fork" in multiprocessing.get_all_start_methods()
+        context = (multiprocessing.get_context("fork") if forking
                    else multiprocessing.get_context("spawn"))
         self._pipes: list[Connection] = []
         self._procs: list[multiprocessing.process.BaseProcess] = []
         for index in range(count):
             parent, child = context.Pipe()
-            proc = context.Process(target=worker_main, args=(child,), daemon=True,
+            inherited = [*self._pipes, parent] if forking else []
+            proc = context.Process(target=worker_main, args=(child, inherited), daemon=True,
                                    name=f"olivia-bench-{index}")
             proc.start()
             child.close()

@@ -5,17 +5,20 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import shutil
+import signal
 import socketserver
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from olivia.benchmark import OliviaReplies, RespReplies, percentile
-from tests.helpers import OliviaProcess, free_port, info_of
+from tests.helpers import OliviaProcess, free_port, info_of, wait_until
 
 BENCH_TIMEOUT = 60.0  # seconds for a whole olivia-bench run in a test
 
@@ -245,3 +248,54 @@ def test_help_exits_0() -> None:
     done = bench("--help")
     assert done.returncode == 0
     assert "-P PIPELINE" in done.stdout and "--redis" in done.stdout
+
+
+def process_state(pid: int) -> tuple[str, int] | None:
+    """(state letter, parent pid) of a process from /proc, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return state, int(ppid)
+
+
+def children_of(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            state = process_state(int(entry))
+            if state is not None and state[1] == pid and state[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    state = process_state(pid)
+    return state is not None and state[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_exit_when_the_parent_is_killed(node: OliviaProcess) -> None:
+    main = subprocess.Popen([sys.executable, "-m", "olivia.benchmark", "-p", str(node.port),
+                             "--duration", "1.5", "-c", "4", "-r", "1000", "-P", "16",
+                             "-t", "get", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        wait_until(lambda: len(children_of(main.pid)) >= 2, what="the client processes")
+        workers = children_of(main.pid)
+        main.kill()
+        main.wait(BENCH_TIMEOUT)
+        # Each worker finishes its run, finds its pipe broken and exits.
+        wait_until(lambda: not any(alive(pid) for pid in workers),
+                   what="orphaned client processes to exit")
+    finally:
+        if main.poll() is None:
+            main.kill()
+            main.wait(BENCH_TIMEOUT)
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -26,12 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import selectors
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import chain, islice
+from itertools import islice
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -347,27 +346,16 @@ def _pairs(mapping: DataMapping | Iterable[tuple[Data, Data]]
     return [(as_bytes(k), as_bytes(v, "value")) for k, v in items]
 
 
-# The five reserved bytes of docs/protocol.md section 2 (as in olivia.protocol).
-_NEEDS_ESCAPE = re.compile(rb"[%,:\r\n]").search
-
-
-def _set_lines(batch: list[tuple[bytes, bytes]], raw: bytes | None, max_line_bytes: int
+def _set_lines(batch: list[tuple[bytes, bytes]], max_line_bytes: int
                ) -> list[tuple[bytes, int]]:
-    if raw is None:
-        raw = b"".join(chain.from_iterable(batch))
-    if _NEEDS_ESCAPE(raw) is None:
-        # Nothing to escape, so the canonical form is the raw bytes and this is
-        # exactly encode_request(Set(batch)), built in one join (bulk loads).
-        line = b"SET " + b",".join(map(b":".join, batch)) + b"\n"
-    else:
-        line = encode_request(Set(tuple(batch)))
+    line = encode_request(Set(tuple(batch)))
     if len(line) - 1 <= max_line_bytes:
         return [(line, len(batch))]
     if len(batch) == 1:
         raise _too_long("SET", batch[0][0], len(line) - 1, max_line_bytes)
     middle = len(batch) // 2  # rare: heavy escaping made the line too long
-    return (_set_lines(batch[:middle], None, max_line_bytes)
-            + _set_lines(batch[middle:], None, max_line_bytes))
+    return (_set_lines(batch[:middle], max_line_bytes)
+            + _set_lines(batch[middle:], max_line_bytes))
 
 
 def set_lines(pairs: Iterable[tuple[bytes, bytes]], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
@@ -381,12 +369,11 @@ def set_lines(pairs: Iterable[tuple[bytes, bytes]], max_line_bytes: int = DEFAUL
     """
     it = iter(pairs)
     while batch := list(islice(it, MAX_BATCH_ITEMS)):
-        raw = b"".join(chain.from_iterable(batch))
-        if len(raw) + 2 * len(batch) <= MAX_BATCH_BYTES:
-            yield from _set_lines(batch, raw, max_line_bytes)
+        if sum(map(_pair_size, batch)) <= MAX_BATCH_BYTES:
+            yield from _set_lines(batch, max_line_bytes)
         else:
             for part in _batches(batch, _pair_size):
-                yield from _set_lines(part, None, max_line_bytes)
+                yield from _set_lines(part, max_line_bytes)
 
 
 def _pair_size(pair: tuple[bytes, bytes]) -> int:

@@ -91,6 +91,15 @@ _EMPTY_LIST = b"-"
 # filter one tenth full), all of it blocking the event loop.
 _ZLIB_LEVEL = 1
 _LITTLE_ENDIAN = sys.byteorder == "little"
+# A position costs a delta at least this many bytes on the wire (measured:
+# ~1.9 for a bulk load's delta).  A change of more positions than a full copy
+# has bytes is sent as a full copy, without ever listing its positions: a
+# bulk load's delta of a million positions took 0.2 s of the event loop to
+# list and encode, only to lose to the full copy.
+MIN_DELTA_BYTES_PER_POSITION = 1.0
+# Below this many changed positions a delta is listed anyway (it costs under
+# a millisecond); encode_best still sends the shorter of the two encodings.
+FULL_ONLY_MIN_POSITIONS = 16384
 
 if array("I").itemsize != 4:  # pragma: no cover - every supported platform
     raise ImportError("olivia.bloom needs a 4-byte array('I')")
@@ -149,8 +158,9 @@ class FilterUpdate:
     """What changed in a filter from ``base_version`` to ``version``.
 
     ``set_positions`` and ``clear_positions`` are sorted and disjoint.  When
-    ``full_only`` is true (the filter was resized) there are no positions: the
-    change can only be sent as a full copy.
+    ``full_only`` is true there are no positions: the change is sent as a full
+    copy, because the filter was resized or because so many bits changed that
+    a full copy is shorter.
     """
 
     base_version: int
@@ -186,6 +196,7 @@ class BloomFilter:
         "_count",
         "_fp_rate",
         "_fresh",
+        "_fresh_size",
         "_full_cache",
         "_full_pending",
         "_hashes",
@@ -223,9 +234,11 @@ class BloomFilter:
         self._sent = self._bitarray.copy()
         self._count = 0
         self._stale = 0  # removed keys whose bits are still set
-        # While a refresh runs: the bits being rebuilt from the live keys, and
-        # how many removals it will account for.
+        # While a refresh runs: the bits being rebuilt from the held keys,
+        # their size as (capacity, m, range(k - 1)), and how many removals
+        # it will account for.
         self._fresh: bitarray | None = None
+        self._fresh_size = (capacity, bits, self._krange)
         self._stale_at_refresh = 0
         # Bit changes since the resize: with the version, it identifies the
         # bit state, so a full copy is compressed once however many peers
@@ -251,7 +264,7 @@ class BloomFilter:
 
     @property
     def capacity(self) -> int:
-        """Keys the filter is sized for; past it, :meth:`needs_growth` is true."""
+        """Keys the filter is sized for (the owner grows it past that)."""
         return self._capacity
 
     @property
@@ -275,7 +288,7 @@ class BloomFilter:
 
     @property
     def refreshing(self) -> bool:
-        """True between begin_refresh and finish_refresh (a rebuild ends it)."""
+        """True between begin_refresh and finish_refresh."""
         return self._fresh is not None
 
     @property
@@ -302,18 +315,23 @@ class BloomFilter:
         set with one bitarray call per ADD_CHUNK keys (the chunk bounds the
         list of positions: a million ints would outlive the load as
         allocator fragmentation)."""
+        fresh = self._fresh
         for start in range(0, len(keys), ADD_CHUNK):
-            positions = self._positions_of(keys[start:start + ADD_CHUNK])
+            chunk = keys[start:start + ADD_CHUNK]
+            positions = self._positions_of(chunk, self._bits, self._krange)
             self._bitarray[positions] = 1
-            if self._fresh is not None:
-                self._fresh[positions] = 1
+            if fresh is not None:
+                _, bits, krange = self._fresh_size
+                if bits != self._bits:  # growing: the new size has its own positions
+                    positions = self._positions_of(chunk, bits, krange)
+                fresh[positions] = 1
         self._count += len(keys)
         self._ops += 1
 
-    def _positions_of(self, keys: Iterable[bytes]) -> list[int]:
+    def _positions_of(self, keys: Iterable[bytes], m: int, krange: range) -> list[int]:
         # The reference arithmetic of bloom_positions, incrementally: this
         # loop is most of what a new key costs, so it stays flat.
-        seed, m, krange = self._seed, self._bits, self._krange
+        seed = self._seed
         positions: list[int] = []
         append = positions.append
         for key in keys:
@@ -354,59 +372,72 @@ class BloomFilter:
         """Current false-positive estimate: (fraction of bits set) ** k."""
         return (self._bitarray.count() / self._bits) ** self._hashes
 
-    # -- refresh: clearing the bits of removed keys ---------------------------
+    # -- refresh and growth: rebuilding the bits from the held keys -----------
 
-    def begin_refresh(self) -> None:
-        """Start rebuilding the bits from the live keys, which the caller then
+    def begin_refresh(self, capacity: int | None = None) -> None:
+        """Start rebuilding the bits from the held keys, which the caller then
         passes to :meth:`refresh_add` (in steps) before :meth:`finish_refresh`.
 
-        Keys added meanwhile go into both bit arrays; keys removed meanwhile
-        count as stale for the next refresh.
+        With ``capacity`` (growth) the new bits are sized for that many keys;
+        the filter keeps answering from the old ones until the end.  Keys
+        added meanwhile go into both bit arrays; keys removed meanwhile count
+        as stale for the next refresh.  A refresh in progress is abandoned.
         """
-        fresh = bitarray(self._bits, endian="big")
+        capacity = self._capacity if capacity is None else capacity
+        bits, hashes = filter_size(capacity, self._fp_rate)
+        fresh = bitarray(bits, endian="big")
         fresh.setall(0)
         self._fresh = fresh
+        self._fresh_size = (capacity, bits, range(hashes - 1))
         self._stale_at_refresh = self._stale
 
+    @property
+    def growing_to(self) -> int | None:
+        """The capacity a refresh in progress grows the filter to, if it does."""
+        if self._fresh is None or self._fresh_size[0] == self._capacity:
+            return None
+        return self._fresh_size[0]
+
     def refresh_add(self, keys: Sequence[bytes]) -> None:
-        """Add live keys to the bits being rebuilt."""
-        if self._fresh is not None:
+        """Add held keys to the bits being rebuilt."""
+        fresh = self._fresh
+        if fresh is not None:
+            _, bits, krange = self._fresh_size
             for start in range(0, len(keys), ADD_CHUNK):
-                self._fresh[self._positions_of(keys[start:start + ADD_CHUNK])] = 1
+                fresh[self._positions_of(keys[start:start + ADD_CHUNK], bits, krange)] = 1
 
     def finish_refresh(self) -> None:
         """Put the rebuilt bits in place: the removed keys' bits are gone, and
-        the next delta tells peers which bits cleared."""
+        the next delta tells peers which bits cleared (a resized filter can
+        only be sent whole: the version is bumped and the next
+        :meth:`take_delta` returns a ``full_only`` update)."""
         fresh = self._fresh
         if fresh is None:
-            return  # a rebuild (growth) ended the refresh; it did the same job
+            return
         self._fresh = None
         self._stale -= self._stale_at_refresh
-        if fresh != self._bitarray:
+        capacity, bits, krange = self._fresh_size
+        if capacity != self._capacity:
+            self._capacity, self._bits, self._krange = capacity, bits, krange
+            self._hashes = len(krange) + 1
+            self._bitarray = fresh
+            self._sent = fresh.copy()
+            self._ops += 1
+            self._ops_at_delta = self._ops
+            self._version += 1
+            self._full_pending = True
+        elif fresh != self._bitarray:
             self._bitarray = fresh
             self._ops += 1
 
-    # -- growth ---------------------------------------------------------------
-
-    def needs_growth(self) -> bool:
-        """True once more keys are in than the filter is sized for."""
-        return self._count > self._capacity
-
     def rebuild(self, keys: Iterable[bytes], capacity: int) -> None:
-        """Re-size for ``capacity`` keys (same fp_rate) and add ``keys`` again.
-
-        This also clears the bits of every removed key and ends a refresh in
-        progress.  Peers cannot follow a change of size through a delta, so
-        the version is bumped (a full copy sent from now on carries a new
-        version) and the next :meth:`take_delta` returns a ``full_only`` update.
-        """
+        """Re-size for ``capacity`` keys (same fp_rate) and add ``keys`` again,
+        all at once: a whole refresh in one call (see finish_refresh)."""
         keys = list(keys)  # if iterating fails, it fails before anything changed
-        self._resize(capacity)
-        self.add_many(keys)
-        self._sent = self._bitarray.copy()
-        self._ops_at_delta = self._ops
-        self._version += 1
-        self._full_pending = True
+        self.begin_refresh(capacity)
+        self.refresh_add(keys)
+        self.finish_refresh()
+        self._count = len(keys)
 
     # -- change tracking and encoding -----------------------------------------
 
@@ -433,6 +464,9 @@ class BloomFilter:
             return None
         self._sent = now.copy()
         self._version += 1
+        changed = diff.count()
+        if changed >= FULL_ONLY_MIN_POSITIONS and self.prefers_full(changed):
+            return FilterUpdate(self._version - 1, self._version, full_only=True)
         return FilterUpdate(
             self._version - 1,
             self._version,
@@ -484,6 +518,11 @@ class BloomFilter:
                     best = full
         self._best_cache = (update, best)
         return best
+
+    def prefers_full(self, changed: int) -> bool:
+        """True when a delta of ``changed`` positions would surely be longer
+        than a full copy (see MIN_DELTA_BYTES_PER_POSITION)."""
+        return changed * MIN_DELTA_BYTES_PER_POSITION >= self._full_size_estimate()
 
     def _full_size_estimate(self) -> float:
         """Lower estimate of len(encode_full()), in base64 bytes.

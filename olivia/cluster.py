@@ -25,16 +25,16 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from olivia.bloom import BloomFilter, FilterError, FilterReplica, FilterUpdate
+from olivia.bloom import FilterError, FilterReplica
 from olivia.clock import HybridClock, node_id
 from olivia.config import Config
 from olivia.errors import OliviaError, ProtocolError
 from olivia.membership import Membership, Peer, PeerEvent, PeerState, Timing
+from olivia.own_filter import FilterFeed, OwnFilter
 from olivia.peer_link import PeerLink, PeerTimeoutError, PeerUnavailableError
 from olivia.protocol import (
     Fulfilled,
@@ -54,14 +54,11 @@ from olivia.store import Store
 
 log = logging.getLogger(__name__)
 
-STAMP = 12  # bytes of version stamp in front of every stored value
 # Items per INVALIDATE or LOOKUP line, so no peer line grows without bound.
 BATCH_ITEMS = 2000
 # Pending invalidations kept for peers at most; past it the oldest are dropped
 # (logged): a cluster that cannot keep up loses freshness, not memory.
 MAX_PENDING_INVALIDATIONS = 1_000_000
-# Filter deltas kept so a peer a few rounds behind gets one merged delta.
-HISTORY_ROUNDS = 20
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -73,13 +70,15 @@ class Cluster:
     """This node's view of, and traffic with, every other node."""
 
     def __init__(self, config: Config, name: str, advertise: str, store: Store,
-                 bloom: BloomFilter, clock: HybridClock, stats: Stats) -> None:
+                 own_filter: OwnFilter, clock: HybridClock, stats: Stats) -> None:
         self.config = config
         self.name = name
         self.advertise = advertise
         self.incarnation = time.time_ns()
         self.store = store
-        self.bloom = bloom
+        self.own_filter = own_filter
+        self.bloom = own_filter.bloom
+        self.feed = FilterFeed(self.bloom)
         self.clock = clock
         self.stats = stats
         self.membership = Membership(Timing(
@@ -91,12 +90,14 @@ class Cluster:
         ))
         self.links: dict[str, PeerLink] = {}
         self.replicas: dict[str, FilterReplica] = {}
-        self.acked_version: dict[str, int] = {}  # filter version each peer confirmed
         self.invalidations: list[tuple[bytes, bytes]] = []  # since the last gossip round
         self._outbox: dict[str, list[tuple[bytes, bytes]]] = {}  # per peer, not yet sent
-        self._history: deque[FilterUpdate] = deque(maxlen=HISTORY_ROUNDS)  # recent deltas
         self._dialing: set[str] = set()  # names or addresses being dialled
-        self._gossiping: set[str] = set()
+        # Peers with a filter push, or an invalidation push, in flight: each
+        # kind waits only for its own kind, so a new key's filter bits never
+        # queue behind a bulk load's invalidations.
+        self._pushing_filter: set[str] = set()
+        self._pushing_invalidations: dict[str, int] = {}  # name -> items not yet delivered
         # Per alive peer: its filter and the lookup batch of this turn (None
         # between turns).
         self._turn_targets: list[tuple[str, FilterReplica | _NoFilter, _LookupBatch]] | None = None
@@ -153,6 +154,13 @@ class Cluster:
 
     def has_peers(self) -> bool:
         return bool(self.membership.peers)
+
+    def invalidations_pending(self) -> int:
+        """Invalidations written here and not yet delivered to every peer
+        (counted once per peer): the backlog a bulk load leaves."""
+        waiting = sum(len(outbox) for outbox in self._outbox.values())
+        return len(self.invalidations) * len(self.membership.peers) + waiting + sum(
+            self._pushing_invalidations.values())
 
     def alive_addresses(self) -> list[str]:
         return [p.address_text for p in self.membership.alive()]
@@ -292,7 +300,7 @@ class Cluster:
                                              command.incarnation, now)
         # Its link to us is new, so it may have dropped our filter while we
         # were down to it (a paused node): send it a full copy next round.
-        self.acked_version.pop(command.name, None)
+        self.feed.reset(command.name)
         if is_new:
             self._drop_link(command.name)
             log.info("peer %s (%s) joined", command.name, command.address)
@@ -391,7 +399,7 @@ class Cluster:
             old.close()
         link.label = name
         self.links[name] = link
-        self.acked_version.pop(name, None)  # it gets our full filter next round
+        self.feed.reset(name)  # it gets our full filter next round
         if peer.apply(PeerEvent.HANDSHAKE_OK, now):
             log.info("peer %s is %s", name, peer.state.value)
         self._spawn(self._exchange_peers(name), f"peer exchange with {name}")
@@ -496,7 +504,7 @@ class Cluster:
         if link is not None:
             link.close()
         self.replicas.pop(name, None)
-        self.acked_version.pop(name, None)
+        self.feed.reset(name)
         if not keep_outbox:  # it left, or restarted empty
             self._outbox.pop(name, None)
 
@@ -514,12 +522,8 @@ class Cluster:
     def _gossip_round(self) -> None:
         if not self.membership.peers:
             return  # alone: a peer that arrives gets a full copy first anyway
-        update = self.bloom.take_delta()
-        if update is not None:
-            if update.full_only:
-                self._history.clear()
-            else:
-                self._history.append(update)
+        self.own_filter.flush()  # this turn's new keys go out in this round
+        self.feed.new_round()
         fresh, self.invalidations = self.invalidations, []
         for peer in self.membership:
             # Peers that are unreachable keep theirs (bounded) for when they are
@@ -530,78 +534,71 @@ class Cluster:
                 log.warning("dropping %d invalidations for %s: it is not keeping up",
                             len(outbox) - MAX_PENDING_INVALIDATIONS, peer.name)
                 del outbox[:-MAX_PENDING_INVALIDATIONS]
-        deltas: dict[int, FilterUpdate | None] = {}  # by acked version, this round
         for peer in self.membership.alive():
-            if peer.name in self._gossiping or peer.name not in self.links:
+            name = peer.name
+            if name not in self.links:
                 continue
-            invalidations = self._outbox.pop(peer.name, [])
-            acked = self.acked_version.get(peer.name)
-            if acked == self.bloom.version:
-                data = None
-            else:
-                if acked is not None and acked not in deltas:
-                    deltas[acked] = self._delta_since(acked)
-                delta = deltas.get(acked) if acked is not None else None
-                data = self.bloom.encode_best(delta) if delta else self.bloom.encode_full()
-            if data is None and not invalidations:
-                continue
-            self._gossiping.add(peer.name)
-            self._spawn(self._push(peer.name, data, self.bloom.version, invalidations),
-                        f"gossip to {peer.name}")
+            if name not in self._pushing_filter:
+                data = self.feed.update_for(name)
+                if data is not None:
+                    self._pushing_filter.add(name)
+                    self._spawn(self._push_filter(name, data, self.bloom.version),
+                                f"filter to {name}")
+            if name not in self._pushing_invalidations and self._outbox.get(name):
+                invalidations = self._outbox.pop(name)
+                self._pushing_invalidations[name] = len(invalidations)
+                self._spawn(self._push_invalidations(name, invalidations),
+                            f"invalidations to {name}")
 
-    def _delta_since(self, acked: int) -> FilterUpdate | None:
-        """One delta from ``acked`` to now, merged from the recent updates; None
-        if they do not reach back that far (the peer then gets a full copy).
-        A peer that missed a round while its last push was in flight catches
-        up with a small delta instead of the whole filter."""
-        chain = [u for u in self._history if u.base_version >= acked]
-        if not chain or chain[0].base_version != acked or chain[-1].version != self.bloom.version:
-            return None
-        if len(chain) == 1:
-            return chain[0]
-        bits: dict[int, bool] = {}
-        for update in chain:  # later updates override earlier ones
-            bits.update(dict.fromkeys(update.set_positions, True))
-            bits.update(dict.fromkeys(update.clear_positions, False))
-        return FilterUpdate(acked, self.bloom.version,
-                            tuple(sorted(p for p, on in bits.items() if on)),
-                            tuple(sorted(p for p, on in bits.items() if not on)))
-
-    async def _push(self, name: str, data: bytes | None, version: int,
-                    invalidations: list[tuple[bytes, bytes]]) -> None:
-        """Send one peer our filter change, then the invalidations, in order."""
+    async def _push_filter(self, name: str, data: bytes, version: int) -> None:
+        """Send one peer our filter change (a full copy or a delta)."""
         try:
             link = self.links.get(name)
             if link is None:
                 return
+            push = RequestFilter(self.name, data)
+            self.stats.gossip_messages += 1
+            self.stats.gossip_bytes += len(push.payload()) + 16  # + tag, verb, LF
+            try:
+                await link.request(push, max(self.config.lookup_timeout, 1.0))
+                self.feed.acked(name, version)
+            except OliviaError as exc:
+                # Unknown version, lost update, rejected: a full copy next round.
+                self.feed.reset(name)
+                log.debug("filter push to %s failed: %s", name, exc)
+        finally:
+            self._pushing_filter.discard(name)
+
+    async def _push_invalidations(self, name: str,
+                                  invalidations: list[tuple[bytes, bytes]]) -> None:
+        """Send one peer the invalidations, in order, one batch in flight at a
+        time; what is not delivered goes back to the front of its outbox."""
+        batches = _batches(invalidations)
+        try:
+            link = self.links.get(name)
+            if link is None:
+                self._requeue(name, batches)
+                return
             timeout = max(self.config.lookup_timeout, 1.0)
-            stats = self.stats
-            if data is not None:
-                push = RequestFilter(self.name, data)
-                stats.gossip_messages += 1
-                stats.gossip_bytes += len(push.payload()) + 16  # + tag, verb, LF
-                try:
-                    await link.request(push, timeout)
-                    self.acked_version[name] = version
-                except OliviaError as exc:
-                    # Unknown version, lost update, rejected: a full copy next round.
-                    self.acked_version.pop(name, None)
-                    log.debug("filter push to %s failed: %s", name, exc)
-            for index, batch in enumerate(_batches(invalidations)):
+            for index, batch in enumerate(batches):
                 notice = RequestInvalidate(tuple(batch))
-                stats.gossip_messages += 1
-                stats.gossip_bytes += len(notice.payload()) + 16
+                self.stats.gossip_messages += 1
+                self.stats.gossip_bytes += len(notice.payload()) + 16
                 try:
                     await link.request(notice, timeout)
-                except OliviaError:
-                    # Not delivered: back to the front of its outbox for next round.
-                    rest = [item for later in _batches(invalidations)[index:] for item in later]
-                    self._outbox[name] = rest + self._outbox.get(name, [])
-                    raise
-        except OliviaError as exc:
-            log.debug("gossip to %s failed: %s", name, exc)
+                except OliviaError as exc:
+                    self._requeue(name, batches[index:])
+                    log.debug("invalidations to %s failed: %s", name, exc)
+                    return
+                self._pushing_invalidations[name] -= len(batch)
         finally:
-            self._gossiping.discard(name)
+            self._pushing_invalidations.pop(name, None)
+
+    def _requeue(self, name: str, batches: list[list[tuple[bytes, bytes]]]) -> None:
+        if self.membership.get(name) is None:
+            return  # it left: nothing of ours to replace
+        rest = [item for batch in batches for item in batch]
+        self._outbox[name] = rest + self._outbox.get(name, [])
 
 
 class _NoFilter:

@@ -25,6 +25,7 @@ from olivia.cluster import Cluster
 from olivia.config import Config
 from olivia.errors import ProtocolError, ReplyTooLargeError
 from olivia.membership import PeerState
+from olivia.own_filter import OwnFilter
 from olivia.protocol import (
     Bye,
     Command,
@@ -77,8 +78,7 @@ class Node:
         self.name = config.name or f"{config.host}:{config.port}"
         self.bloom = BloomFilter(config.bloom_capacity, config.bloom_fp_rate)
         self.store = store if store is not None else Store()
-        self.store.on_expire = self._key_gone
-        self._refresh = _FilterRefresh(self.bloom, self.store)
+        self.own_filter = OwnFilter(self.bloom, self.store)
         self.clock = HybridClock(self.name)
         self.stats = Stats(started_at=time.monotonic())
         self.cluster: Cluster | None = None
@@ -90,7 +90,6 @@ class Node:
         # Bound once: the plain lane calls them for nearly every request.
         self._store_get = self.store.get
         self._store_set_many = self.store.set_many
-        self._pending_adds: list[bytes] = []  # new keys, into the filter at turn end
         # A stored value longer than this could not go out in one GOT line.
         self._max_stored_reply = config.max_reply_bytes + STAMP_BYTES
         # Verb -> plain-lane handler, tried by the server before parse_request.
@@ -125,7 +124,8 @@ class Node:
         self.clock = HybridClock(name)
         self._batch_stamp = None
         self.event_loop_name = type(loop).__module__.split(".")[0]
-        self.cluster = Cluster(self.config, name, advertise, self.store, self.bloom,
+        self.own_filter.attach(loop)
+        self.cluster = Cluster(self.config, name, advertise, self.store, self.own_filter,
                                self.clock, self.stats)
         self.cluster.start()
         self._schedule_expiry()
@@ -139,7 +139,7 @@ class Node:
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
-        self._refresh.stop()
+        self.own_filter.attach(None)
         self._loop = None
 
     # -- commands -----------------------------------------------------------
@@ -216,9 +216,7 @@ class Node:
     def _store(self, pairs: Sequence[Sequence[bytes]]) -> None:
         """Store (key, wire-form value) pairs under this batch's stamp; tell the peers."""
         stamp = self._batch_stamp or self._stamp()
-        new = self._store_set_many(pairs, stamp)
-        if new:
-            self._filter_add(new)
+        self._store_set_many(pairs, stamp)
         cluster = self.cluster
         if cluster is not None and cluster.membership.peers:
             cluster.note_writes(pairs, stamp)
@@ -230,14 +228,10 @@ class Node:
     def _setex(self, command: SetEx) -> bytes:
         stamp = self._stamp()
         store_set, announce = self.store.set_with_ttl, self._announcer()
-        new = []
         for item in command.items:
-            if store_set(item.key, stamp + encode_field(item.value), item.ttl):
-                new.append(item.key)
+            store_set(item.key, stamp + encode_field(item.value), item.ttl)
             if announce is not None:
                 announce(item.key, stamp)
-        if new:
-            self._filter_add(new)
         deadline = self.store.next_deadline()
         if deadline is not None and deadline < self._expiry_at:
             self._schedule_expiry()
@@ -329,39 +323,7 @@ class Node:
         return encode_reply(Deleted(listed, command.tag))
 
     def _delete_local(self, key: bytes) -> bool:
-        if self.store.delete(key):
-            self._key_gone(key)
-            return True
-        return False
-
-    def _filter_add(self, keys: list[bytes]) -> None:
-        """New keys go into the filter at the end of this turn of the loop, all
-        in one call: one bitarray call per turn, not per SET, when every line
-        of a pipeline is a one-key SET.  Peers learn of them in the next
-        gossip round either way."""
-        pending = self._pending_adds
-        if not pending:
-            if self._loop is None:  # not serving (unit use): at once
-                self.bloom.add_many(keys)
-                self._grow_filter_if_full()
-                return
-            self._loop.call_soon(self._flush_filter_adds)
-        pending.extend(keys)
-
-    def _flush_filter_adds(self) -> None:
-        keys, self._pending_adds = self._pending_adds, []
-        if keys:
-            self.bloom.add_many(keys)
-            self._grow_filter_if_full()
-
-    def _key_gone(self, key: bytes) -> None:
-        """A key left the store (deleted or expired): it leaves the filter at
-        the next refresh."""
-        if self._pending_adds:
-            self._flush_filter_adds()  # it may be one of them: count it in first
-        self.bloom.remove(key)
-        if self._loop is not None:
-            self._refresh.soon(self._loop)
+        return self.store.delete(key)
 
     def _defer(self, coro: Any) -> asyncio.Future[bytes]:
         """Run a reply that needs peers; the connection's reply queue holds it."""
@@ -389,7 +351,7 @@ class Node:
         return encode_reply(Fulfilled(",".join(addresses).encode(), command.tag))
 
     def _request_bloomfilter(self, command: RequestBloomFilter) -> bytes:
-        self._flush_filter_adds()
+        self.own_filter.flush()
         return encode_reply(Fulfilled(self.bloom.encode_full(), command.tag))
 
     def _request_connect(self, command: RequestConnect) -> bytes:
@@ -443,7 +405,7 @@ class Node:
     def info(self) -> dict[str, str]:
         """The INFO fields, in a stable order (contract fields first)."""
         self._evict_due(limit=None)  # so 'keys' counts live keys only
-        self._flush_filter_adds()  # so 'bloom_keys' counts this turn's new keys
+        self.own_filter.flush()  # so 'bloom_keys' counts this turn's new keys
         stats, store, bloom, cluster = self.stats, self.store, self.bloom, self.cluster
         states = cluster.membership.counts() if cluster is not None else {}
         fields: dict[str, object] = {
@@ -470,6 +432,7 @@ class Node:
             "bloom_keys": bloom.count,
             "bloom_version": bloom.version,
             "invalidated_keys": stats.invalidated_keys,
+            "invalidations_pending": cluster.invalidations_pending() if cluster else 0,
             "lookup_messages": stats.lookup_messages,
             "gossip_messages": stats.gossip_messages,
             "gossip_bytes": stats.gossip_bytes,
@@ -480,14 +443,6 @@ class Node:
         return {name: str(value) for name, value in fields.items()}
 
     # -- filter growth, refresh and expiry ----------------------------------------------
-
-    def _grow_filter_if_full(self) -> None:
-        bloom = self.bloom
-        if bloom.count > bloom.capacity:
-            started = time.monotonic()
-            bloom.rebuild(self.store.keys(), bloom.capacity * 2)
-            log.info("filter grown to %d keys capacity (%d bits) in %.2fs", bloom.capacity,
-                     bloom.bits, time.monotonic() - started)
 
     def _schedule_expiry(self) -> None:
         """(Re)arm one timer for the earliest deadline on the store's heap."""
@@ -510,79 +465,3 @@ class Node:
         evicted = self.store.expire_due(limit)
         if evicted:
             log.debug("expired %d keys", len(evicted))
-
-
-
-# A filter refresh takes at most this share of the event loop's time: after
-# a refresh that kept the loop busy for t seconds, the next starts no sooner
-# than t / REFRESH_SHARE later (and never sooner than REFRESH_MIN_INTERVAL).
-REFRESH_SHARE = 0.1
-REFRESH_MIN_INTERVAL = 0.1
-# Keys per refresh step (~3 ms); other callbacks run between steps.
-REFRESH_STEP_KEYS = 4000
-
-
-class _FilterRefresh:
-    """Clears the bits of removed keys by rebuilding the filter from the live
-    keys, in steps, paced so that it never takes more than REFRESH_SHARE of
-    the loop (see BloomFilter for why removal works this way).
-
-    With few keys a removed key leaves the filter within about
-    REFRESH_MIN_INTERVAL; with a million (0.5 s of work) within about 5 s.
-    """
-
-    def __init__(self, bloom: BloomFilter, store: Store) -> None:
-        self._bloom = bloom
-        self._store = store
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._step_handle: asyncio.Handle | None = None
-        self._keys: list[bytes] = []
-        self._index = 0
-        self._busy = 0.0  # seconds the steps of this refresh took
-        self._not_before = 0.0  # loop time of the next allowed start
-
-    def soon(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A key was removed: refresh when the pacing allows, unless one is due."""
-        if self._timer is None and self._step_handle is None:
-            self._loop = loop
-            delay = max(0.0, self._not_before - loop.time())
-            self._timer = loop.call_later(delay, self._begin)
-
-    def stop(self) -> None:
-        for handle in (self._timer, self._step_handle):
-            if handle is not None:
-                handle.cancel()
-        self._timer = self._step_handle = None
-        self._keys = []
-
-    def _begin(self) -> None:
-        self._timer = None
-        if not self._bloom.stale or self._bloom.refreshing:
-            return
-        started = time.perf_counter()
-        self._bloom.begin_refresh()
-        self._keys = self._store.key_snapshot()
-        self._index = 0
-        self._busy = time.perf_counter() - started
-        self._step()
-
-    def _step(self) -> None:
-        self._step_handle = None
-        bloom, loop = self._bloom, self._loop
-        assert loop is not None
-        started = time.perf_counter()
-        if bloom.refreshing:  # else a rebuild (growth) did the whole job
-            end = self._index + REFRESH_STEP_KEYS
-            bloom.refresh_add(self._keys[self._index:end])
-            self._index = end
-            if end < len(self._keys):
-                self._busy += time.perf_counter() - started
-                self._step_handle = loop.call_soon(self._step)
-                return
-            bloom.finish_refresh()
-        self._keys = []
-        self._busy += time.perf_counter() - started
-        self._not_before = loop.time() + max(REFRESH_MIN_INTERVAL, self._busy / REFRESH_SHARE)
-        if bloom.stale:
-            self.soon(loop)

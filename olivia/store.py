@@ -11,6 +11,12 @@ newer value.  When stale entries outnumber live ones, the heap is rebuilt.
 
 Time comes from an injected clock (monotonic seconds), so tests drive expiry
 with a fake clock and no sleeping.
+
+The store tells one :class:`KeyListener` (the node's bloom filter) whenever a
+key enters or leaves its table, whatever the reason: the listener's view of
+which keys are held is then exactly the table, with no second definition.
+A key whose TTL has passed stays in the table until it is evicted (by
+``expire_due``, or lazily when it is read or deleted).
 """
 
 from __future__ import annotations
@@ -18,8 +24,19 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 Clock = Callable[[], float]
+
+
+class KeyListener(Protocol):
+    """Told of every change to the set of keys in the table."""
+
+    def keys_added(self, keys: list[bytes]) -> None:
+        """``keys`` entered the table (each was absent; each listed once)."""
+
+    def key_removed(self, key: bytes) -> None:
+        """``key`` left the table (deleted, or evicted after its TTL)."""
 
 # Rebuild the heap once it holds this many more entries than live deadlines
 # (and more than twice as many): bounded waste, amortised O(1) per write.
@@ -29,18 +46,18 @@ _HEAP_SLACK = 1024
 class Store:
     """Keys and values with optional expiry; not thread-safe (one event loop)."""
 
-    __slots__ = ("_clock", "_data", "_deadlines", "_heap", "expired_count", "on_expire")
+    __slots__ = ("_clock", "_data", "_deadlines", "_heap", "expired_count", "listener")
 
     def __init__(self, clock: Clock = time.monotonic,
-                 on_expire: Callable[[bytes], None] | None = None) -> None:
+                 listener: KeyListener | None = None) -> None:
         self._data: dict[bytes, bytes] = {}
         self._deadlines: dict[bytes, float] = {}
         self._heap: list[tuple[float, bytes]] = []
         self._clock = clock
         self.expired_count = 0
         """Keys removed because their TTL ran out, lazily or by the heap."""
-        self.on_expire = on_expire
-        """Called with each key that expires (the node removes it from its filter)."""
+        self.listener = listener
+        """Told of every key that enters or leaves the table (see KeyListener)."""
 
     def __len__(self) -> int:
         """Keys held, including expired ones not yet evicted (see expire_due)."""
@@ -50,13 +67,15 @@ class Store:
         return self.get(key) is not None
 
     def keys(self) -> Iterator[bytes]:
-        """Live keys (a snapshot, safe to modify the store while iterating)."""
+        """Live keys (a snapshot, safe to modify the store while iterating).
+        Not what the filter holds: that is key_snapshot()."""
         now = self._clock()
         deadlines = self._deadlines
         return iter([k for k in self._data if deadlines.get(k, now + 1) > now])
 
     def key_snapshot(self) -> list[bytes]:
-        """Every key held, expired or not (a copy, made at C speed)."""
+        """Every key in the table, expired or not yet evicted (a copy, made at
+        C speed): the keys a KeyListener has been told are there."""
         return list(self._data)
 
     def get(self, key: bytes) -> bytes | None:
@@ -75,6 +94,8 @@ class Store:
         data[key] = value
         if self._deadlines:
             self._deadlines.pop(key, None)
+        if is_new and self.listener is not None:
+            self.listener.keys_added([key])
         return is_new
 
     def set_many(self, pairs: Sequence[Sequence[bytes]], prefix: bytes) -> list[bytes]:
@@ -95,6 +116,8 @@ class Store:
             pop = self._deadlines.pop
             for key, _ in pairs:
                 pop(key, None)
+        if new and self.listener is not None:
+            self.listener.keys_added(new)
         return new
 
     def set_with_ttl(self, key: bytes, value: bytes, ttl: float) -> bool:
@@ -106,6 +129,8 @@ class Store:
         heapq.heappush(self._heap, (deadline, key))
         if len(self._heap) > 2 * len(self._deadlines) + _HEAP_SLACK:
             self._rebuild_heap()
+        if is_new and self.listener is not None:
+            self.listener.keys_added([key])
         return is_new
 
     def delete(self, key: bytes) -> bool:
@@ -115,7 +140,11 @@ class Store:
                 self._expire(key)
                 return False
             del self._deadlines[key]
-        return self._data.pop(key, None) is not None
+        if self._data.pop(key, None) is None:
+            return False
+        if self.listener is not None:
+            self.listener.key_removed(key)
+        return True
 
     def ttl(self, key: bytes) -> float | None:
         """Seconds left before ``key`` expires, or None if it has no TTL."""
@@ -133,7 +162,7 @@ class Store:
         and do not count towards ``limit``.
         """
         now = self._clock()
-        heap, deadlines = self._heap, self._deadlines
+        heap, deadlines, listener = self._heap, self._deadlines, self.listener
         evicted: list[bytes] = []
         while heap and heap[0][0] <= now:
             if limit is not None and len(evicted) >= limit:
@@ -143,10 +172,9 @@ class Store:
                 del deadlines[key]
                 del self._data[key]
                 evicted.append(key)
-        self.expired_count += len(evicted)
-        if self.on_expire is not None:
-            for key in evicted:
-                self.on_expire(key)
+                self.expired_count += 1
+                if listener is not None:  # told at once: it may read the table
+                    listener.key_removed(key)
         return evicted
 
     def clock(self) -> float:
@@ -157,8 +185,8 @@ class Store:
         del self._deadlines[key]
         del self._data[key]
         self.expired_count += 1
-        if self.on_expire is not None:
-            self.on_expire(key)
+        if self.listener is not None:
+            self.listener.key_removed(key)
 
     def _rebuild_heap(self) -> None:
         self._heap = [(deadline, key) for key, deadline in self._deadlines.items()]

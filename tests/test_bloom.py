@@ -248,13 +248,25 @@ def test_removing_a_key_never_added_clamps_at_zero() -> None:
     assert bloom.take_delta() is None  # nothing changed, nothing to send
 
 
-def test_needs_growth_past_capacity() -> None:
+def test_a_growing_refresh_answers_from_the_old_bits_until_it_ends() -> None:
     bloom = BloomFilter(10, 0.01)
-    for key in keys(b"k", 10):
-        bloom.add(key)
-    assert not bloom.needs_growth()
-    bloom.add(b"one more")
-    assert bloom.needs_growth()
+    held = keys(b"k", 11)
+    bloom.add_many(held)
+    bloom.remove(b"k:0")
+    old_bits, old_version = bloom.bits, bloom.version
+    bloom.begin_refresh(40)
+    assert bloom.growing_to == 40 and bloom.bits == old_bits
+    bloom.refresh_add(held[1:6])
+    bloom.add(b"during")  # goes into the old bits and the new ones
+    bloom.remove(b"k:1")  # stale for the next refresh
+    assert b"during" in bloom and all(key in bloom for key in held[1:])
+    bloom.refresh_add(held[6:])
+    bloom.finish_refresh()
+    assert not bloom.refreshing and bloom.capacity == 40 and bloom.bits > old_bits
+    assert bloom.version == old_version + 1 and bloom.stale == 1
+    assert bloom.bit_bytes() == bits_of(bloom, [*held[1:], b"during"])
+    update = bloom.take_delta()
+    assert update is not None and update.full_only
 
 
 # -- replicas, deltas and versions ----------------------------------------------------
@@ -342,15 +354,15 @@ def test_encode_best_picks_the_smaller() -> None:
     assert update is not None
     assert bloom.encode_best(update) == bloom.encode_update(update)
     assert len(bloom.encode_update(update)) < len(bloom.encode_full()) / 100
-    # Emptying it clears nearly every position; the all-zero full copy is smaller.
+    # Emptying it clears nearly every position; the all-zero full copy is
+    # smaller, and so obviously so that the positions are never listed.
     for key in [*many, b"new"]:
         bloom.remove(key)
     refresh(bloom, [])
     update = bloom.take_delta()
-    assert update is not None
+    assert update is not None and update.full_only and not update.clear_positions
     best = bloom.encode_best(update)
     assert best == bloom.encode_full()
-    assert len(best) < len(bloom.encode_update(update))
     replica = FilterReplica()
     replica.apply(best, MAX_BITS)
     assert replica.version == update.version
@@ -426,12 +438,11 @@ def test_rebuild_sends_a_full_copy_of_the_new_size() -> None:
     first = bloom.take_delta()
     assert first is not None
     replica.apply(bloom.encode_best(first), MAX_BITS)
-    assert bloom.needs_growth()
+    assert bloom.count > bloom.capacity
     old_bits, old_version = bloom.bits, bloom.version
     bloom.rebuild(present, 400)
     assert (bloom.capacity, bloom.count, bloom.fp_rate) == (400, 150, 0.01)
     assert bloom.bits > old_bits
-    assert not bloom.needs_growth()
     assert bloom.version == old_version + 1
     bloom.add(b"after")
     update = bloom.take_delta()

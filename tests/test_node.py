@@ -41,6 +41,13 @@ def test_info_counts_live_keys_only() -> None:
     fields = node.info()
     assert fields["keys"] == "2"
     assert fields["expired_keys"] == "1"
+    assert fields["bloom_keys"] == "2"  # the filter counts exactly the keys held
+    run(node, b"SETEX c:3:0.5")
+    run(node, b"DEL a,zz")
+    clock.advance(1)
+    run(node, b"SET c:4")  # c was past its TTL, not yet evicted: written again
+    fields = node.info()
+    assert fields["keys"] == fields["bloom_keys"] == "1"
 
 
 @pytest.mark.asyncio

@@ -5,7 +5,7 @@ Run from the repository root::
     python -m bench.compare [--quick] [--out docs/bench] [--duration 3] [-j N]
 
 It starts one redis-server and one Olivia node (this working tree) on free
-loopback ports and runs ``olivia-bench`` (``python -m olivia.benchmark
+loopback ports and runs ``olivia-bench`` (``python -m olivia.tools.bench
 --csv``) against each with identical flags: 50 connections, keyspace 100000,
 16-byte values, SET and GET at pipeline depths 1, 2, 4, 8, 16 and 32, Olivia
 and Redis runs interleaved so that a change in the machine's load hits both.
@@ -33,7 +33,6 @@ import io
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -41,16 +40,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.machine import first_line, proc_field
 from bench.servers import (
     ROOT,
     ServerError,
     ServerProcess,
-    olivia_call,
     olivia_server,
     redis_binary,
     redis_server,
+    run_or_exit,
     wait_for,
 )
+from olivia import OliviaError
 
 PIPELINES = (1, 2, 4, 8, 16, 32)
 TABLE_PIPELINES = (1, 16)
@@ -157,7 +158,7 @@ class Bench:
             if command not in self.commands:
                 self.commands.append(command)
         timeout = (seconds or 0) * len(tests.split(",")) + BENCH_TIMEOUT_SLACK
-        done = subprocess.run([sys.executable, "-m", "olivia.benchmark", *args],
+        done = subprocess.run([sys.executable, "-m", "olivia.tools.bench", *args],
                               capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                               stdin=subprocess.DEVNULL)
         if done.returncode != 0:
@@ -237,8 +238,9 @@ def remote_and_local(bench: Bench, pipelines: Sequence[int]) -> tuple[list[Row],
         progress(f"cluster: populating {KEYSPACE} keys at node a ...")
         bench.run("$NODE_A_PORT", a.port, False, "populate", duration=None)
         last = b"key_%012d" % (KEYSPACE - 1)
-        wait_for(lambda: olivia_call(b.host, b.port, b"GET " + last).startswith(
-            b":GOT " + last + b":"), "node b to find node a's keys", FORM_TIMEOUT)
+        with b.client() as at_b:
+            wait_for(lambda: at_b.get(last) is not None, "node b to find node a's keys",
+                     FORM_TIMEOUT)
         wait_quiet((a, b))
         before = {k: int(v) for k, v in b.info().items() if k.startswith("remote_")}
         for pipeline in pipelines:
@@ -264,24 +266,8 @@ def remote_and_local(bench: Bench, pipelines: Sequence[int]) -> tuple[list[Row],
 # --------------------------------------------------------------------------
 
 
-def first_line(cmd: Sequence[str]) -> str:
-    try:
-        done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unavailable ({exc})"
-    lines = (done.stdout or done.stderr).strip().splitlines()
-    return lines[0] if lines else "unavailable"
-
-
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, sep, value = line.partition(":")
-            if sep and name.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return proc_field("/proc/cpuinfo", "model name", platform.processor() or "unknown")
 
 
 def machine(olivia_info: dict[str, str]) -> dict[str, str]:
@@ -425,8 +411,16 @@ def chart(rows: Sequence[Row], info: dict[str, str], path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def run_all(bench: Bench, out: Path) -> tuple[list[Row], dict[str, int], dict[str, str]]:
+    """Every measurement: the rows, node B's counters and the machine's description."""
+    out.mkdir(parents=True, exist_ok=True)
+    with redis_server() as redis, olivia_server() as olivia:
+        info = machine(olivia.info())
+        progress(f"redis-server pid {redis.pid} port {redis.port}, olivia pid {olivia.pid} "
+                 f"port {olivia.port}; {bench.duration:g} s per run")
+        rows = sweep(bench, olivia, redis, PIPELINES)
+    cluster_rows, counters = remote_and_local(bench, TABLE_PIPELINES)
+    return rows + cluster_rows, counters, info
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -457,25 +451,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which(redis_binary()) is None:
         print("bench.compare: redis-server not found", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # unwind, so servers are stopped
     duration = args.duration or (DURATION / QUICK_FACTOR if args.quick else DURATION)
     bench = Bench(duration, args.processes, 1 if args.quick else args.repeat)
     started = time.monotonic()
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        with redis_server() as redis, olivia_server() as olivia:
-            info = machine(olivia.info())
-            progress(f"redis-server pid {redis.pid} port {redis.port}, olivia pid {olivia.pid} "
-                     f"port {olivia.port}; {duration:g} s per run")
-            rows = sweep(bench, olivia, redis, PIPELINES)
-        cluster_rows, counters = remote_and_local(bench, TABLE_PIPELINES)
-        rows += cluster_rows
-    except (CompareError, ServerError, OSError, subprocess.TimeoutExpired) as exc:
-        print(f"bench.compare: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench.compare: interrupted; servers stopped", file=sys.stderr)
-        return 130
+    rows, counters, info = run_or_exit(
+        lambda: run_all(bench, args.out),
+        (CompareError, ServerError, OliviaError, OSError, subprocess.TimeoutExpired),
+        "bench.compare", "bench.compare: interrupted; servers stopped")
     text = report(rows, counters, info, bench, args, time.monotonic() - started)
     write_csv(rows, args.out / "throughput.csv")
     (args.out / "results.md").write_text(text)

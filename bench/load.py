@@ -34,7 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.servers import ServerProcess, olivia_server, redis_call, redis_server, resp_command
+from bench.servers import ServerProcess, olivia_server, redis_server
+from olivia.protocols.resp.codec import command
 
 PER_LINE = 100  # keys per multi-key SET line
 VALUE_BYTES = 16
@@ -68,21 +69,13 @@ def write_inputs(directory: Path, keys: int) -> Inputs:
         for start in range(0, keys, step):
             numbers = range(start, min(start + step, keys))
             pairs = [(key_of(i), value_of(i)) for i in numbers]
-            resp.write(b"".join(resp_command(b"SET", k, v) for k, v in pairs))
+            resp.write(b"".join(command(b"SET", k, v) for k, v in pairs))
             single.write(b"".join(b"SET " + k + b":" + v + b"\n" for k, v in pairs))
             csv_file.write(b"".join(k + b"," + v + b"\n" for k, v in pairs))
             for i in range(0, len(pairs), PER_LINE):
                 multi.write(b"SET " + b",".join(k + b":" + v for k, v in pairs[i:i + PER_LINE])
                             + b"\n")
     return inputs
-
-
-def olivia_keys(server: ServerProcess) -> int:
-    return int(server.info()["keys"])
-
-
-def redis_keys(server: ServerProcess) -> int:
-    return int(redis_call(server.host, server.port, b"DBSIZE"))
 
 
 def timed(cmd: list[str], stdin: Path | None) -> float:
@@ -106,7 +99,7 @@ class Method:
 
 
 def methods(inputs: Inputs, redis_cli: str) -> list[Method]:
-    cli = [sys.executable, "-m", "olivia.cli"]
+    cli = [sys.executable, "-m", "olivia.tools.cli"]
 
     def olivia(*args: str) -> Callable[[ServerProcess], list[str]]:
         return lambda server: [*cli, "-h", server.host, "-p", str(server.port), *args]
@@ -123,14 +116,9 @@ def methods(inputs: Inputs, redis_cli: str) -> list[Method]:
 
 def run_once(method: Method, keys: int) -> float:
     """Load into a fresh server; check the count; the seconds it took."""
-    if method.kind == "redis":
-        with redis_server() as server:
-            seconds = timed(method.command(server), method.stdin)
-            count = redis_keys(server)
-    else:
-        with olivia_server() as server:
-            seconds = timed(method.command(server), method.stdin)
-            count = olivia_keys(server)
+    with redis_server() if method.kind == "redis" else olivia_server() as server:
+        seconds = timed(method.command(server), method.stdin)
+        count = server.key_count()
     if count != keys:
         raise SystemExit(f"{method.name}: the server holds {count} keys, expected {keys}")
     return seconds

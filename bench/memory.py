@@ -8,10 +8,11 @@ In one run it starts an Olivia node (``python -m olivia --port 0``, this
 working tree) and a ``redis-server`` (persistence off), both on 127.0.0.1
 only, reads each process's RSS (``VmRSS`` in ``/proc/PID/status``), loads the
 same keys ``key:0000000``, ``key:0000001``, ... with values of ``--value-size``
-bytes into each over a pipelined connection (Olivia: ``SET k:v,...`` lines;
-Redis: RESP ``MSET``), checks a sample of keys and the key counts, reads the
-RSS again and prints a markdown table.  Both processes are stopped (SIGTERM,
-then SIGKILL) whatever happens.  Linux only (``/proc``).
+bytes into each over a pipelined connection (Olivia: ``SET k:v,...`` lines
+through an ``olivia.Client`` pipeline; Redis: RESP ``MSET`` encoded by
+``olivia.protocols.resp.codec``), checks a sample of keys and the key counts,
+reads the RSS again and prints a markdown table.  Both processes are stopped
+(SIGTERM, then SIGKILL) whatever happens.  Linux only (``/proc``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ import contextlib
 import datetime as dt
 import os
 import platform
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,108 +35,28 @@ ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script (python bench/memory.py): import this tree
     sys.path.insert(0, str(ROOT))
 
+from bench.machine import first_line, proc_field  # noqa: E402
 from bench.servers import (  # noqa: E402
+    RedisConnection,
     ServerError,
     ServerProcess,
     redis_binary,
-    resp_command,
+    redis_info_fields,
+    run_or_exit,
     start_olivia,
     start_redis,
 )
+from olivia import Client, OliviaError  # noqa: E402
+from olivia.protocols.line.requests import pairs_payload, request_line  # noqa: E402
+from olivia.protocols.resp.codec import command  # noqa: E402
 
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
-CHUNK_BYTES = 256 * 1024  # about this many request bytes per socket write
+CHUNK_BYTES = 256 * 1024  # about this many RESP bytes per socket write (Redis load)
 
 
 class BenchError(Exception):
     """The benchmark cannot go on; the message says why."""
-
-
-# --------------------------------------------------------------------------
-# Sockets
-# --------------------------------------------------------------------------
-
-
-class BufferedSocket:
-    """A blocking TCP connection to 127.0.0.1 with a read buffer."""
-
-    def __init__(self, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((HOST, port), timeout=timeout)
-        self._buffer = bytearray()
-
-    def _fill(self) -> None:
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise BenchError(f"server closed the connection; unread: {bytes(self._buffer[:200])!r}")
-        self._buffer += chunk
-
-    def read_line(self) -> bytes:
-        """One line without its LF (nor a CR before it)."""
-        while (end := self._buffer.find(b"\n")) < 0:
-            self._fill()
-        line = bytes(self._buffer[:end])
-        del self._buffer[:end + 1]
-        return line.removesuffix(b"\r")
-
-    def read_exact(self, size: int) -> bytes:
-        while len(self._buffer) < size:
-            self._fill()
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return data
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class OliviaClient(BufferedSocket):
-    def __init__(self, port: int, timeout: float = 60.0) -> None:
-        super().__init__(port, timeout)
-
-    def request(self, line: bytes) -> bytes:
-        self.sock.sendall(line + b"\n")
-        return self.read_line()
-
-    def __enter__(self) -> OliviaClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class RespClient(BufferedSocket):
-    """Just enough RESP2 for PING, GET, DBSIZE and INFO."""
-
-    def __init__(self, port: int, timeout: float = 60.0) -> None:
-        super().__init__(port, timeout)
-
-    def command(self, *args: bytes) -> bytes | int | None:
-        self.sock.sendall(resp_command(*args))
-        return self.read_reply()
-
-    def read_reply(self) -> bytes | int | None:
-        line = self.read_line()
-        kind, body = line[:1], line[1:]
-        if kind == b"+":
-            return body
-        if kind == b":":
-            return int(body)
-        if kind == b"$":
-            size = int(body)
-            if size < 0:
-                return None
-            data = self.read_exact(size + 2)
-            return data[:-2]
-        if kind == b"-":
-            raise BenchError(f"redis error: {body.decode('utf-8', 'replace')}")
-        raise BenchError(f"unexpected RESP reply {line[:80]!r}")
-
-    def __enter__(self) -> RespClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------
@@ -188,14 +107,13 @@ def chunked(lines: list[bytes]) -> list[bytes]:
 
 
 def olivia_requests(data: DataSet) -> list[bytes]:
-    """``SET k:v,k:v,...`` lines, keys percent-encoded (``:`` as ``%3A``)."""
-    from olivia.protocol import encode_field
+    """One ``SET k:v,k:v,...`` line per batch, keys percent-encoded (``:`` as ``%3A``).
 
-    return chunked([
-        b"SET " + b",".join(encode_field(data.key(i)) + b":" + encode_field(data.value(i))
-                            for i in batch) + b"\n"
-        for batch in data.batches()
-    ])
+    Built here rather than by ``Client.mset``, which bounds its lines at 1000
+    items and 64 KiB: ``--batch`` keys per request is what this measures.
+    """
+    return [request_line(b"SET", pairs_payload([(data.key(i), data.value(i)) for i in batch]))
+            for batch in data.batches()]
 
 
 def redis_requests(data: DataSet) -> list[bytes]:
@@ -205,31 +123,50 @@ def redis_requests(data: DataSet) -> list[bytes]:
         args = [b"MSET"]
         for i in batch:
             args += [data.key(i), data.value(i)]
-        commands.append(resp_command(*args))
+        commands.append(command(*args))
     return chunked(commands)
 
 
-def pipelined_load(port: int, chunks: list[bytes], replies: int, ok_prefix: bytes,
-                   timeout: float) -> float:
-    """Write ``chunks`` from a thread while reading ``replies`` reply lines here.
+def load_olivia(port: int, lines: list[bytes], timeout: float) -> float:
+    """Send the SET lines as one pipeline; the seconds from the first write to
+    the last reply (queueing the lines and connecting come before the clock)."""
+    with Client(HOST, port, timeout) as client:
+        pipe = client.pipeline()
+        for line in lines:
+            if len(line) - 1 > client.max_line_bytes:  # refused, and the server hangs up
+                raise BenchError(f"a SET line of {len(line) - 1} bytes is over the server's "
+                                 f"max_line_bytes ({client.max_line_bytes}): lower --batch")
+            pipe.raw(line)
+        client.connect()
+        started = time.perf_counter()
+        replies: list[bytes] = pipe.execute()
+        elapsed = time.perf_counter() - started
+    for reply in replies:
+        if not reply.startswith(b":SAT "):
+            raise BenchError(f"unexpected reply during load: {reply[:200]!r}")
+    return elapsed
 
-    Every reply must start with ``ok_prefix``.  Returns the seconds from the
-    first write to the last reply.
+
+def load_redis(port: int, chunks: list[bytes], replies: int, timeout: float) -> float:
+    """Write ``chunks`` from a thread while reading ``replies`` replies here.
+
+    Every reply must be ``+OK``.  Returns the seconds from the first write to
+    the last reply.
     """
-    conn = BufferedSocket(port, timeout)
+    conn = RedisConnection(HOST, port, timeout)
     try:
         def write_all() -> None:
             for chunk in chunks:
-                conn.sock.sendall(chunk)
+                conn.send(chunk)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             started = time.perf_counter()
             writer = pool.submit(write_all)
             try:
                 for _ in range(replies):
-                    line = conn.read_line()
-                    if not line.startswith(ok_prefix):
-                        raise BenchError(f"unexpected reply during load: {line[:200]!r}")
+                    reply = conn.read_reply()
+                    if reply != b"OK":
+                        raise BenchError(f"unexpected reply during load: {reply!r:.200}")
             except BaseException:
                 # The server stops reading once its replies back up, which
                 # would leave the writer blocked in sendall: unblock it now.
@@ -250,52 +187,36 @@ def pipelined_load(port: int, chunks: list[bytes], replies: int, ok_prefix: byte
 
 def check_olivia(port: int, data: DataSet) -> dict[str, str]:
     """GET a sample of keys and INFO; return the INFO fields."""
-    from olivia.errors import ProtocolError
-    from olivia.protocol import Got, InfoReply, encode_field, parse_reply
-
     sample = data.sample()
-    with OliviaClient(port) as client:
-        try:
-            reply = parse_reply(client.request(
-                b"GET " + b",".join(encode_field(data.key(i)) for i in sample)))
-            info = parse_reply(client.request(b"INFO"))
-        except ProtocolError as exc:
-            raise BenchError(f"olivia sent a malformed reply: {exc}") from exc
-    expected = tuple((data.key(i), data.value(i)) for i in sample)
-    if not isinstance(reply, Got) or reply.items != expected:
-        raise BenchError(f"olivia GET sample: expected {expected!r}, got {reply!r}")
-    if not isinstance(info, InfoReply):
-        raise BenchError(f"olivia INFO: unexpected reply {info!r}")
-    fields = info.as_dict()
+    try:
+        with Client(HOST, port, 60.0) as client:
+            found = client.mget([data.key(i) for i in sample])
+            fields = client.info()
+    except OliviaError as exc:
+        raise BenchError(f"olivia check failed: {exc}") from exc
+    expected = {data.key(i): data.value(i) for i in sample}
+    if found != expected:
+        raise BenchError(f"olivia GET sample: expected {expected!r}, got {found!r}")
     if fields.get("keys") != str(data.keys):
         raise BenchError(f"olivia INFO keys={fields.get('keys')}, expected {data.keys}")
     return fields
 
 
-def parse_redis_info(text: bytes) -> dict[str, str]:
-    fields = {}
-    for line in text.decode("utf-8", "replace").splitlines():
-        name, sep, value = line.partition(":")
-        if sep and not line.startswith("#"):
-            fields[name] = value
-    return fields
-
-
 def check_redis(port: int, data: DataSet) -> dict[str, str]:
     """GET a sample of keys and DBSIZE; return the INFO fields."""
-    with RespClient(port) as client:
+    with RedisConnection(HOST, port, 60.0) as conn:
         for i in data.sample():
-            value = client.command(b"GET", data.key(i))
+            value = conn.call(b"GET", data.key(i))
             if value != data.value(i):
                 raise BenchError(f"redis GET {data.key(i)!r}: expected {data.value(i)!r}, "
                                  f"got {value!r}")
-        size = client.command(b"DBSIZE")
+        size = conn.call(b"DBSIZE")
         if size != data.keys:
             raise BenchError(f"redis DBSIZE={size!r}, expected {data.keys}")
-        info = client.command(b"INFO")
+        info = conn.call(b"INFO")
     if not isinstance(info, bytes):
         raise BenchError(f"redis INFO: unexpected reply {info!r}")
-    return parse_redis_info(info)
+    return redis_info_fields(info)
 
 
 # --------------------------------------------------------------------------
@@ -318,20 +239,20 @@ class Result:
         return self.rss_after - self.rss_before
 
 
-def measure(process: ServerProcess, port: int, data: DataSet, chunks: list[bytes],
-            ok_prefix: bytes, settle: float, timeout: float,
+def measure(process: ServerProcess, load: Callable[[], float], data: DataSet, settle: float,
             check: Callable[[int, DataSet], dict[str, str]]) -> tuple[int, int, int, float,
                                                                        dict[str, str]]:
-    """Load one server; return RSS before, after, peak, load seconds and its INFO."""
+    """Load one server with ``load()`` (its seconds); return RSS before, after,
+    peak, load seconds and its INFO."""
     before = process.rss_bytes()
     try:
-        seconds = pipelined_load(port, chunks, len(data.batches()), ok_prefix, timeout)
-    except (OSError, BenchError) as exc:
+        seconds = load()
+    except (OSError, OliviaError, ServerError, BenchError) as exc:
         process.check_running()  # a crash is the better message
         raise BenchError(f"loading {process.name} failed: {exc!r}") from exc
     time.sleep(settle)  # let the server drop connection buffers, finish rehashing
     after, peak = process.rss_bytes(), process.peak_rss_bytes()
-    info = check(port, data)
+    info = check(process.port, data)
     process.check_running()
     return before, after, peak, seconds, info
 
@@ -353,27 +274,6 @@ def render_table(results: Sequence[Result], keys: int) -> str:
             f"| {mib(r.delta)} | {r.delta / keys:.0f} | {mib(r.rss_peak)} "
             f"| {r.load_seconds:.3f} | {r.rss_after / reference:.2f}x |")
     return "\n".join(rows)
-
-
-def first_line(cmd: Sequence[str]) -> str:
-    """The first line a command prints, for version strings."""
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unavailable ({exc})"
-    lines = (out.stdout or out.stderr).strip().splitlines()
-    return lines[0] if lines else "unavailable"
-
-
-def proc_field(path: str, name: str) -> str:
-    try:
-        for line in Path(path).read_text().splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.strip() == name:
-                return value.strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def machine_info() -> list[str]:
@@ -420,8 +320,9 @@ def _parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Result]:
     data = DataSet(args.keys, args.value_size, args.batch)
     print(f"building requests for {data.keys} keys ...", file=sys.stderr)
-    olivia_chunks = olivia_requests(data)
+    olivia_lines = olivia_requests(data)
     redis_chunks = redis_requests(data)
+    replies = len(data.batches())
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="olivia-bench-") as tmp:
         processes: list[ServerProcess] = []
@@ -435,8 +336,8 @@ def run(args: argparse.Namespace) -> list[Result]:
 
             print(f"loading olivia (pid {olivia.pid}, port {olivia_port}) ...", file=sys.stderr)
             before, after, peak, seconds, info = measure(
-                olivia, olivia_port, data, olivia_chunks, b":SAT ", args.settle, args.timeout,
-                check_olivia)
+                olivia, lambda: load_olivia(olivia_port, olivia_lines, args.timeout), data,
+                args.settle, check_olivia)
             results.append(Result(
                 "olivia", f"{info.get('version', '?')} ({info.get('event_loop', '?')})",
                 before, after, peak, seconds,
@@ -444,8 +345,8 @@ def run(args: argparse.Namespace) -> list[Result]:
 
             print(f"loading redis (pid {redis.pid}, port {redis_port}) ...", file=sys.stderr)
             before, after, peak, seconds, info = measure(
-                redis, redis_port, data, redis_chunks, b"+OK", args.settle, args.timeout,
-                check_redis)
+                redis, lambda: load_redis(redis_port, redis_chunks, replies, args.timeout), data,
+                args.settle, check_redis)
             results.append(Result(
                 "redis", info.get("redis_version", "?"), before, after, peak, seconds,
                 f"INFO used_memory={mib(int(info.get('used_memory', '0')))} MiB, "
@@ -482,23 +383,11 @@ def report(results: Sequence[Result], args: argparse.Namespace, wall: float) -> 
     return "\n".join(lines)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so run()'s finally still stops the servers.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     started = time.monotonic()
-    try:
-        results = run(args)
-    except (BenchError, ServerError) as exc:
-        print(f"bench/memory.py: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench/memory.py: interrupted; servers stopped", file=sys.stderr)
-        return 130
+    results = run_or_exit(lambda: run(args), (BenchError, ServerError), "bench/memory.py",
+                          "bench/memory.py: interrupted; servers stopped")
     print(report(results, args, time.monotonic() - started))
     return 0
 

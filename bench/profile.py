@@ -59,7 +59,7 @@ def profile_one(port: int, pid: int, test: str, pipeline: int, seconds: float,
                 connections: int, py_spy: str, workdir: Path) -> str:
     out = workdir / f"{test}-P{pipeline}.txt"
     bench = subprocess.Popen(
-        [sys.executable, "-m", "olivia.benchmark", "-p", str(port), "-t", test,
+        [sys.executable, "-m", "olivia.tools.bench", "-p", str(port), "-t", test,
          "-P", str(pipeline), "-c", str(connections), "--duration", str(seconds + 2), "-q"],
         stdout=subprocess.DEVNULL)
     try:

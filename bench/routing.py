@@ -24,7 +24,8 @@ after each phase:
 = C`` (with C = K, node 1's filter is at its design fp_rate during the GETs).
 
 It prints a markdown table on stdout (details on stderr) and stops every node
-it started (SIGTERM, then SIGKILL) whatever happens.  Only loopback traffic.
+it started (SIGTERM, then SIGKILL) whatever happens.  Only loopback traffic;
+nodes are spoken to with ``olivia.Client``.
 """
 
 from __future__ import annotations
@@ -34,20 +35,26 @@ import datetime as dt
 import os
 import platform
 import re
-import signal
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script (python bench/routing.py): import this tree
     sys.path.insert(0, str(ROOT))
 
-from bench.servers import ServerError, ServerProcess, start_olivia, wait_for  # noqa: E402
+from bench.servers import (  # noqa: E402
+    ServerError,
+    ServerProcess,
+    run_or_exit,
+    start_olivia,
+    wait_for,
+)
+from olivia import Client, OliviaError, Pipeline  # noqa: E402
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 15.0  # seconds for a node to print "listening on"
@@ -60,6 +67,7 @@ SOCKET_TIMEOUT = 30.0
 WINDOW = 100  # requests in flight on one connection
 SUMMARY_CACHE = "25-60x"  # Fan et al., Summary Cache (SIGCOMM 1998 / ToN 2000)
 _LEVEL = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b")
+T = TypeVar("T")
 
 
 class BenchError(Exception):
@@ -88,56 +96,18 @@ def start_node(name: str, workdir: Path, seed_port: int | None,
 # --------------------------------------------------------------------------
 
 
-class Client:
-    """A blocking line-protocol connection to one node on 127.0.0.1."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection((HOST, port), timeout=SOCKET_TIMEOUT)
-        self._buffer = bytearray()
-
-    def read_line(self) -> bytes:
-        while (end := self._buffer.find(b"\n")) < 0:
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise BenchError(
-                    f"node closed the connection; unread: {bytes(self._buffer[:200])!r}")
-            self._buffer += chunk
-        line = bytes(self._buffer[:end])
-        del self._buffer[:end + 1]
-        return line
-
-    def request(self, line: bytes) -> bytes:
-        self.sock.sendall(line + b"\n")
-        return self.read_line()
-
-    def pipeline(self, lines: Sequence[bytes]) -> list[bytes]:
-        """Send ``lines`` with at most WINDOW in flight; their replies, in order."""
-        replies: list[bytes] = []
-        for start in range(0, len(lines), WINDOW):
-            window = lines[start:start + WINDOW]
-            self.sock.sendall(b"".join(line + b"\n" for line in window))
-            replies.extend(self.read_line() for _ in window)
-        return replies
-
-    def info(self) -> dict[str, str]:
-        line = self.request(b"INFO")
-        if not line.startswith(b":INFO "):
-            raise BenchError(f"unexpected INFO reply {line[:200]!r}")
-        return dict(field.split("=", 1) for field in line[6:].decode().split(","))
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def info_of(port: int) -> dict[str, str]:
-    with Client(port) as client:
-        return client.info()
+def windowed(client: Client, queue: Callable[[Pipeline, T], object],
+             items: Sequence[T]) -> list[Any]:
+    """``queue(pipeline, item)`` for every item, WINDOW items per pipeline, each
+    pipeline answered before the next is sent: at most WINDOW requests in
+    flight.  The results in order (an error reply's exception in its place)."""
+    results: list[Any] = []
+    for start in range(0, len(items), WINDOW):
+        pipe = client.pipeline()
+        for item in items[start:start + WINDOW]:
+            queue(pipe, item)
+        results += pipe.execute()
+    return results
 
 
 def counters(info: dict[str, str], names: Iterable[str]) -> dict[str, int]:
@@ -152,11 +122,11 @@ def delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {name: after[name] - before[name] for name in before}
 
 
-def gossip_total(ports: Sequence[int]) -> dict[str, int]:
+def gossip_total(nodes: Sequence[ServerProcess]) -> dict[str, int]:
     """gossip_bytes and gossip_messages summed over all nodes."""
     total = dict.fromkeys(GOSSIP_COUNTERS, 0)
-    for port in ports:
-        for name, value in counters(info_of(port), GOSSIP_COUNTERS).items():
+    for node in nodes:
+        for name, value in counters(node.info(), GOSSIP_COUNTERS).items():
             total[name] += value
     return total
 
@@ -175,17 +145,16 @@ def value_of(key: bytes) -> bytes:
     return b"v-" + key
 
 
-def set_lines(batch_keys: Sequence[bytes], per_line: int) -> list[bytes]:
-    return [b"SET " + b",".join(k + b":" + value_of(k) for k in batch_keys[i:i + per_line])
-            for i in range(0, len(batch_keys), per_line)]
-
-
 def write(client: Client, batch_keys: Sequence[bytes], per_line: int) -> float:
     """SET the keys (``per_line`` per SET line, pipelined); seconds taken."""
     started = time.perf_counter()
-    for reply in client.pipeline(set_lines(batch_keys, per_line)):
-        if not reply.startswith(b":SAT "):
-            raise BenchError(f"unexpected SET reply {reply[:200]!r}")
+    lines = [batch_keys[i:i + per_line] for i in range(0, len(batch_keys), per_line)]
+    # per_line is at most 100 short keys: Client.mset sends each as one line.
+    results = windowed(client, lambda pipe, line: pipe.mset({k: value_of(k) for k in line}),
+                       lines)
+    for result in results:
+        if isinstance(result, OliviaError):
+            raise BenchError(f"unexpected SET reply: {result}")
     return time.perf_counter() - started
 
 
@@ -233,15 +202,15 @@ class Result:
         return self.per_get(self.miss_gets, "lookup_messages")
 
 
-def settle(ports: Sequence[int], since: float) -> tuple[dict[str, int], float]:
+def settle(nodes: Sequence[ServerProcess], since: float) -> tuple[dict[str, int], float]:
     """Poll summed gossip counters until unchanged SETTLE_QUIET s (and SETTLE_MIN s
     after ``since``); the final totals and the seconds from ``since``."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
-    last = gossip_total(ports)
+    last = gossip_total(nodes)
     changed_at = time.monotonic()
     while True:
         time.sleep(0.05)
-        now_total = gossip_total(ports)
+        now_total = gossip_total(nodes)
         now = time.monotonic()
         if now_total != last:
             last, changed_at = now_total, now
@@ -251,11 +220,11 @@ def settle(ports: Sequence[int], since: float) -> tuple[dict[str, int], float]:
             raise BenchError(f"gossip counters still changing after {SETTLE_TIMEOUT:.0f}s")
 
 
-def measure_gossip(ports: Sequence[int], client: Client, batch_keys: Sequence[bytes],
+def measure_gossip(nodes: Sequence[ServerProcess], client: Client, batch_keys: Sequence[bytes],
                    per_line: int) -> tuple[dict[str, int], float, float]:
-    before = gossip_total(ports)
+    before = gossip_total(nodes)
     seconds = write(client, batch_keys, per_line)
-    after, settled = settle(ports, time.monotonic())
+    after, settled = settle(nodes, time.monotonic())
     return delta(before, after), seconds, settled
 
 
@@ -263,15 +232,14 @@ def get_phase(client: Client, batch_keys: Sequence[bytes],
               expect_hit: bool) -> tuple[dict[str, int], int]:
     """K single-key GETs at one node; counter deltas and how many matched ``expect_hit``."""
     before = counters(client.info(), GET_COUNTERS)
-    replies = client.pipeline([b"GET " + key for key in batch_keys])
+    results = windowed(client, lambda pipe, key: pipe.get(key), batch_keys)
     after = counters(client.info(), GET_COUNTERS)
     matched = 0
-    for key, reply in zip(batch_keys, replies, strict=True):
-        wanted = b":GOT " + key + b":" + value_of(key) if expect_hit else b":GOT"
-        if reply == wanted:
+    for key, result in zip(batch_keys, results, strict=True):
+        if isinstance(result, OliviaError):
+            raise BenchError(f"unexpected GET reply: {result}")
+        if result == (value_of(key) if expect_hit else None):
             matched += 1
-        elif not reply.startswith(b":GOT"):
-            raise BenchError(f"unexpected GET reply {reply[:200]!r}")
     return delta(before, after), matched
 
 
@@ -293,28 +261,27 @@ def run_cluster(size: int, count: int, parent: Path, bloom_capacity: int | None)
             nodes.append(start_node(f"n{index}", workdir, seed, config))
         for node in nodes[1:]:
             node.wait_listening(START_TIMEOUT)
-        ports = [node.port for node in nodes]
         all_listening = time.monotonic()
         listening = all_listening - launched
 
         def formed() -> bool:
             for node in nodes:
                 node.check_running()
-            return all(info_of(port)["peers"] == str(size - 1) for port in ports)
+            return all(node.info()["peers"] == str(size - 1) for node in nodes)
 
         wait_for(formed, f"{size} nodes to see each other (peers = {size - 1})", FORM_TIMEOUT)
         formation = time.monotonic() - all_listening
-        bloom_bits = int(info_of(ports[0])["bloom_bits"])
+        bloom_bits = int(first.info()["bloom_bits"])
 
-        with Client(ports[0]) as writer, Client(ports[1]) as reader:
+        with first.client(SOCKET_TIMEOUT) as writer, \
+                nodes[1].client(SOCKET_TIMEOUT) as reader:
             # 1. K keys at node 1, visible at node 2.
             held = keys(f"n{size}-held", count)
             write(writer, held, 100)
             written = time.monotonic()
             last = held[-1]
-            wait_for(lambda: reader.request(b"GET " + last) == b":GOT " + last + b":"
-                     + value_of(last), "node 1's writes to be visible at node 2",
-                     VISIBLE_TIMEOUT)
+            wait_for(lambda: reader.get(last) == value_of(last),
+                     "node 1's writes to be visible at node 2", VISIBLE_TIMEOUT)
             visible = time.monotonic() - written
 
             # 2. Hits and misses at node 2.
@@ -325,10 +292,10 @@ def run_cluster(size: int, count: int, parent: Path, bloom_capacity: int | None)
 
             # 3. Gossip per written key.
             gossip_1, write_1, settle_1 = measure_gossip(
-                ports, writer, keys(f"n{size}-gs", count), 1)
+                nodes, writer, keys(f"n{size}-gs", count), 1)
             gossip_100, write_100, settle_100 = measure_gossip(
-                ports, writer, keys(f"n{size}-gm", count), 100)
-        keys_per_node = [int(info_of(port)["keys"]) for port in ports]
+                nodes, writer, keys(f"n{size}-gm", count), 100)
+        keys_per_node = [node.key_count() for node in nodes]
         for node in nodes:
             node.check_running()
     finally:
@@ -421,8 +388,16 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def run_all(sizes: Sequence[int], count: int, bloom_capacity: int | None) -> list[Result]:
+    """One cluster per size, one after the other; details on stderr as each ends."""
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="olivia-routing-") as tmp:
+        for size in sizes:
+            print(f"running a {size}-node cluster ...", file=sys.stderr)
+            result = run_cluster(size, count, Path(tmp), bloom_capacity)
+            print(details(result), file=sys.stderr)
+            results.append(result)
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -437,27 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "equal to --keys fills node 1's filter to its design fp_rate for the "
                         "miss phase")
     args = parser.parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop the nodes.
-    signal.signal(signal.SIGTERM, _terminate)
     if args.bloom_capacity is not None and args.bloom_capacity < 1000:
         parser.error("--bloom-capacity must be at least 1000 (olivia's minimum)")
     if not 100 <= args.keys <= 1_000_000:
         parser.error("--keys must be 100..1000000")
     started = time.monotonic()
-    results: list[Result] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="olivia-routing-") as tmp:
-            for size in args.nodes:
-                print(f"running a {size}-node cluster ...", file=sys.stderr)
-                result = run_cluster(size, args.keys, Path(tmp), args.bloom_capacity)
-                print(details(result), file=sys.stderr)
-                results.append(result)
-    except (BenchError, ServerError) as exc:
-        print(f"routing benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("routing benchmark interrupted; its nodes were stopped", file=sys.stderr)
-        return 130
+    results = run_or_exit(lambda: run_all(args.nodes, args.keys, args.bloom_capacity),
+                          (BenchError, ServerError, OliviaError), "routing benchmark failed",
+                          "routing benchmark interrupted; its nodes were stopped")
     capacity = "built-in" if args.bloom_capacity is None else str(args.bloom_capacity)
     print(f"# Routing: {args.keys} keys per phase, bloom capacity {capacity}, "
           f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "

@@ -13,6 +13,10 @@ directory in an empty temporary directory, so no ``config.toml`` is read and
 the built-in defaults apply unless ``--config`` is passed.  Its stderr goes
 to a log file (``ServerProcess.log()``).  Linux only for the RSS helpers
 (``/proc``).
+
+Olivia is spoken to with :class:`olivia.Client`; Redis with
+:class:`RedisConnection`, which moves the bytes of
+:mod:`olivia.protocols.resp.codec` (the bench scripts parse no protocol).
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from olivia import Client, OliviaError
+from olivia.protocols.resp.codec import ErrorReply, Reply, ReplyReader, RespError, command
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -37,6 +46,7 @@ START_TIMEOUT = 15.0  # seconds for a server to listen (a loaded 2-CPU machine i
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 POLL = 0.02  # seconds between polls while waiting
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+T = TypeVar("T")
 
 
 class ServerError(Exception):
@@ -73,53 +83,84 @@ def proc_status_bytes(pid: int, name: str) -> int:
     return int(match.group(1)) * 1024
 
 
-def resp_command(*args: bytes) -> bytes:
-    """One Redis command as a RESP array of bulk strings."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(parts)
+class RedisConnection:
+    """A blocking connection to a Redis server: commands encoded and replies
+    parsed by :mod:`olivia.protocols.resp.codec`, only the socket I/O here."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self._reader = ReplyReader()
+        self._replies: deque[Reply] = deque()
+
+    def send(self, data: bytes) -> None:
+        """Write encoded commands (pipelined: read their replies afterwards)."""
+        self.sock.sendall(data)
+
+    def read_reply(self) -> Reply:
+        """The next reply, as :class:`~olivia.protocols.resp.codec.ReplyReader` parses it."""
+        while not self._replies:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ServerError(f"redis closed the connection ({self._reader.buffered} "
+                                  "bytes of a reply unread)")
+            try:
+                self._replies.extend(self._reader.feed(chunk))
+            except RespError as exc:
+                raise ServerError(f"redis sent a malformed reply: {exc}") from exc
+        return self._replies.popleft()
+
+    def call(self, *args: bytes) -> Reply:
+        """Send one command and return its reply; ServerError for an error reply."""
+        self.send(command(*args))
+        reply = self.read_reply()
+        if isinstance(reply, ErrorReply):
+            raise ServerError(f"redis {args[0].decode()}: {reply.message}")
+        return reply
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RedisConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _read_until(sock: socket.socket, done: Callable[[bytes], bool]) -> bytes:
-    data = b""
-    while not done(data):
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            raise ServerError(f"server closed the connection; got {data[:200]!r}")
-        data += chunk
-    return data
+def redis_call(host: str, port: int, *args: bytes, timeout: float = 10.0) -> Reply:
+    """Send one command on a new connection and return its reply (see RedisConnection.call)."""
+    with RedisConnection(host, port, timeout) as conn:
+        return conn.call(*args)
 
 
-def _resp_bulk_complete(data: bytes) -> bool:
-    head, sep, rest = data.partition(b"\r\n")
-    if not sep:
-        return False
-    if not head.startswith(b"$"):
-        return True  # +simple, -error or :integer: one line
-    return len(rest) >= max(int(head[1:]), 0) + 2
+def redis_info_fields(text: bytes) -> dict[str, str]:
+    """Redis INFO's ``name:value`` lines as a dict (``# Section`` lines skipped)."""
+    return dict(line.split(":", 1) for line in text.decode("utf-8", "replace").splitlines()
+                if ":" in line and not line.startswith("#"))
 
 
-def redis_call(host: str, port: int, *args: bytes, timeout: float = 10.0) -> bytes:
-    """Send one command, return the reply's payload (simple, integer or bulk string)."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(resp_command(*args))
-        data = _read_until(sock, _resp_bulk_complete)
-    head, _, rest = data.partition(b"\r\n")
-    if head.startswith(b"-"):
-        raise ServerError(f"redis {args[0].decode()}: {head[1:].decode('utf-8', 'replace')}")
-    if head.startswith(b"$"):
-        size = int(head[1:])
-        return rest[:size] if size >= 0 else b""
-    return head[1:]
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
-def olivia_call(host: str, port: int, line: bytes, timeout: float = 10.0) -> bytes:
-    """Send one request line (LF added), return its reply line without the LF."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(line + b"\n")
-        data = _read_until(sock, lambda buf: b"\n" in buf)
-    return data.split(b"\n", 1)[0]
+def run_or_exit(body: Callable[[], T], failures: tuple[type[BaseException], ...],
+                failed: str, interrupted: str) -> T:
+    """Run a script's ``body`` so that its servers are stopped however it ends.
+
+    SIGTERM is made to unwind like Ctrl-C, so every ``with`` and ``finally``
+    still stops what it started.  An exception in ``failures`` prints
+    ``failed: <exception>`` and exits with status 1, an interrupt prints
+    ``interrupted`` and exits with 130: one line, not a traceback.
+    """
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return body()
+    except failures as exc:
+        print(f"{failed}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 @dataclass
@@ -182,16 +223,31 @@ class ServerProcess:
         """Peak resident memory (VmHWM)."""
         return proc_status_bytes(self.pid, "VmHWM")
 
+    def client(self, timeout: float = 10.0) -> Client:
+        """An :class:`olivia.Client` for this (Olivia) server."""
+        return Client(self.host, self.port, timeout)
+
     def info(self) -> dict[str, str]:
         """The server's INFO fields (Olivia ``name=value``, Redis ``name:value``)."""
         if self.kind == "redis":
-            text = redis_call(self.host, self.port, b"INFO").decode("utf-8", "replace")
-            return dict(line.split(":", 1) for line in text.splitlines()
-                        if ":" in line and not line.startswith("#"))
-        line = olivia_call(self.host, self.port, b"INFO")
-        if not line.startswith(b":INFO "):
-            raise ServerError(f"{self.name}: unexpected INFO reply {line[:200]!r}")
-        return dict(item.split("=", 1) for item in line[6:].decode().split(","))
+            text = redis_call(self.host, self.port, b"INFO")
+            if not isinstance(text, bytes):
+                raise ServerError(f"{self.name}: unexpected INFO reply {text!r}")
+            return redis_info_fields(text)
+        try:
+            with self.client() as client:
+                return client.info()
+        except OliviaError as exc:  # one error type for the scripts to catch
+            raise ServerError(f"{self.name}: INFO failed: {exc}") from exc
+
+    def key_count(self) -> int:
+        """How many keys the server holds (Olivia ``INFO keys``, Redis ``DBSIZE``)."""
+        if self.kind == "olivia":
+            return int(self.info()["keys"])
+        count = redis_call(self.host, self.port, b"DBSIZE")
+        if not isinstance(count, int):
+            raise ServerError(f"{self.name}: unexpected DBSIZE reply {count!r}")
+        return count
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, then SIGKILL after ``timeout``; always reaps. The exit status."""
@@ -292,7 +348,7 @@ def start_redis(*args: str, name: str = "redis-server", workdir: Path | None = N
                 server.check_running()
                 try:
                     return redis_call(server.host, server.port, b"PING", timeout=1.0) == b"PONG"
-                except OSError:
+                except OSError:  # not listening yet
                     return False
 
             try:

@@ -2,21 +2,31 @@
 
 __version__ = "0.1.0"
 
-# Imported after __version__: olivia.node reads it from here.
+# Imported after __version__: the server reads it from here.
 from olivia.client import AsyncClient, AsyncPipeline, Client, Pipeline
-from olivia.errors import (
+from olivia.core.errors import (
     BadEncodingError,
     BadItemError,
     BadTagError,
     ConnectionLostError,
     ConnectionTimeoutError,
+    DeniedError,
+    ErrorCode,
+    InternalError,
     KeyTooLongError,
     LineTooLongError,
+    MaxClientsError,
+    NoAuthError,
+    NoSuchKeyError,
+    NotIntegerError,
     OliviaError,
+    OutOfMemoryError,
     ProtocolError,
     ReplyTooLargeError,
     ServerError,
+    TooManyError,
     UnknownVerbError,
+    WrongPassError,
 )
 
 __all__ = [
@@ -28,13 +38,23 @@ __all__ = [
     "Client",
     "ConnectionLostError",
     "ConnectionTimeoutError",
+    "DeniedError",
+    "ErrorCode",
+    "InternalError",
     "KeyTooLongError",
     "LineTooLongError",
+    "MaxClientsError",
+    "NoAuthError",
+    "NoSuchKeyError",
+    "NotIntegerError",
     "OliviaError",
+    "OutOfMemoryError",
     "Pipeline",
     "ProtocolError",
     "ReplyTooLargeError",
     "ServerError",
+    "TooManyError",
     "UnknownVerbError",
+    "WrongPassError",
     "__version__",
 ]

@@ -2,6 +2,6 @@
 
 import sys
 
-from olivia.daemon import main
+from olivia.server.daemon import main
 
 sys.exit(main())

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from olivia.benchmark import OliviaReplies, RespReplies, percentile
+from olivia.protocols.resp.codec import ReplyCounter as RespReplies
+from olivia.tools.bench.main import OliviaReplies, percentile
 from tests.helpers import OliviaProcess, free_port, info_of, wait_until
 
 BENCH_TIMEOUT = 60.0  # seconds for a whole olivia-bench run in a test
@@ -77,11 +78,11 @@ def test_resp_simple_replies_and_errors() -> None:
 
 
 def test_resp_garbage_is_an_error() -> None:
-    from olivia.benchmark import BenchError
+    from olivia.protocols.resp.codec import RespError
 
-    with pytest.raises(BenchError, match="unexpected RESP reply"):
+    with pytest.raises(RespError, match="unexpected RESP reply"):
         RespReplies().feed(b"$1\r\na\r\n?what\r\n")
-    with pytest.raises(BenchError, match="malformed RESP"):
+    with pytest.raises(RespError, match="malformed RESP"):
         RespReplies().feed(b"$x\r\n")
 
 
@@ -129,7 +130,7 @@ def test_percentile_nearest_rank() -> None:
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "olivia.benchmark", *args],
+    return subprocess.run([sys.executable, "-m", "olivia.tools.bench", *args],
                           capture_output=True, text=True, timeout=BENCH_TIMEOUT,
                           stdin=subprocess.DEVNULL)
 
@@ -278,7 +279,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_exit_when_the_parent_is_killed(node: OliviaProcess) -> None:
-    main = subprocess.Popen([sys.executable, "-m", "olivia.benchmark", "-p", str(node.port),
+    main = subprocess.Popen([sys.executable, "-m", "olivia.tools.bench", "-p", str(node.port),
                              "--duration", "1.5", "-c", "4", "-r", "1000", "-P", "16",
                              "-t", "get", "-q"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

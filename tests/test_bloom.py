@@ -13,16 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from olivia.bloom import (
+from olivia.cluster.bloom import (
     BloomFilter,
-    FilterError,
     FilterReplica,
     FilterUpdate,
-    FilterVersionError,
     bloom_positions,
     filter_size,
 )
-from olivia.errors import ProtocolError
+from olivia.core.errors import FilterError, FilterVersionError, ProtocolError
 
 MAX_BITS = 1 << 24
 # Every byte a filter encoding may contain: printable ASCII without the

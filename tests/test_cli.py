@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from olivia import Client
-from olivia.cli import _ReplyCounter, count_requests
+from olivia.tools.cli.main import _ReplyCounter, count_requests
 from tests.helpers import DEADLINE, OliviaProcess, fake_server, free_port
 
-CLI = [sys.executable, "-m", "olivia.cli"]
+CLI = [sys.executable, "-m", "olivia.tools.cli"]
 
 # Values that need quoting in CSV and escaping on the wire.
 TRICKY = {

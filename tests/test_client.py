@@ -21,7 +21,7 @@ from olivia import (
     LineTooLongError,
     OliviaError,
 )
-from olivia.client import (
+from olivia.client.calls import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ITEMS,
     ReplyReader,
@@ -30,7 +30,7 @@ from olivia.client import (
     mset_call,
     set_lines,
 )
-from olivia.protocol import Set, encode_request
+from olivia.protocols.line.requests import pairs_payload, request_line
 from tests.helpers import DEADLINE, OliviaProcess, fake_server, running_node, wait_until
 
 TRICKY_VALUES = [
@@ -115,7 +115,7 @@ def test_mset_and_mget_split_into_bounded_lines(db: Client) -> None:
     assert db.mget(keys) == {}
 
 
-def test_set_lines_respect_the_bounds_and_match_encode_request() -> None:
+def test_set_lines_respect_the_bounds_and_match_the_request_encoder() -> None:
     pairs = [(b"k%d" % i, b"v" * (i % 300)) for i in range(5000)]
     pairs += [(b"esc%d" % i, b"a,b:c%d\n" % i) for i in range(100)]
     pairs.append((b"big", b"B" * (MAX_BATCH_BYTES + 10)))
@@ -123,7 +123,7 @@ def test_set_lines_respect_the_bounds_and_match_encode_request() -> None:
     for line, count in set_lines(pairs):
         batch = pairs[len(sent):len(sent) + count]
         sent.extend(batch)
-        assert line == encode_request(Set(tuple(batch)))
+        assert line == request_line(b"SET", pairs_payload(tuple(batch)))
         assert count <= MAX_BATCH_ITEMS
         assert count == 1 or sum(len(k) + len(v) + 2 for k, v in batch) <= MAX_BATCH_BYTES
     assert sent == pairs

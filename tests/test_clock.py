@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from olivia.clock import MAX_DRIFT_MS, STAMP_BYTES, ZERO_STAMP, HybridClock, describe, node_id
+from olivia.core.clock import MAX_DRIFT_MS, STAMP_BYTES, ZERO_STAMP, HybridClock, describe, node_id
 from tests.helpers import FakeClock
 
 START_MS = 1_700_000_000_000  # a realistic wall clock, in milliseconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from olivia import __version__
 from olivia.config import Config, ConfigError, default_toml, load
-from tests.helpers import OliviaProcess, free_port, run_olivia, running_node
+from tests.helpers import OliviaProcess, free_port, run_olivia, running_node, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -174,6 +175,24 @@ def test_sigterm_with_a_client_that_never_reads() -> None:
         node.signal(signal.SIGTERM)
         assert node.wait(5) == 0
         assert time.monotonic() - started < 5
+
+
+def test_a_second_signal_exits_at_once_without_draining(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("shutdown_timeout = 60.0\nport = 0\n")
+    with running_node("--config", str(tmp_path / "c.toml")) as node, node.client() as client:
+        client.request("SET big:" + "x" * 100_000)
+        client.sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):  # a client that never reads
+            for _ in range(1000):
+                client.sock.send(b"GET big\n" * 200)
+        node.signal(signal.SIGTERM)
+        wait_until(lambda: "connections to drain" in node.log(), what="the drain to begin")
+        started = time.monotonic()
+        node.signal(signal.SIGTERM)
+        assert node.wait(5) == 1  # forced: not the clean exit
+        assert time.monotonic() - started < 5
+        assert "received again: exiting now" in node.log()
+        assert "Traceback" not in node.log()
 
 
 def test_a_reply_over_max_reply_bytes_is_refused(tmp_path: Path) -> None:

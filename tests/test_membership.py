@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from olivia.membership import TRANSITIONS, Membership, Peer, PeerEvent, PeerState, Timing
+from olivia.cluster.membership import TRANSITIONS, Membership, Peer, PeerEvent, PeerState, Timing
 
 S, E = PeerState, PeerEvent
 ADDRESS = ("127.0.0.1", 5001)

@@ -1,5 +1,5 @@
-"""Command semantics without sockets: a Node executing parsed commands, and
-its expiry timer on a real event loop."""
+"""Command semantics without sockets: a node's verbs run through its line
+front end, and its expiry timer and filter on a real event loop."""
 
 from __future__ import annotations
 
@@ -8,18 +8,23 @@ import asyncio
 import pytest
 
 from olivia.config import Config
-from olivia.node import Node
-from olivia.protocol import parse_request
-from olivia.store import Store
+from olivia.core.store import Store
+from olivia.server.lifecycle import NodeServer
 from tests.helpers import FakeClock
 
+Node = NodeServer
 
-def run(node: Node, line: bytes) -> bytes:
-    command = parse_request(line)
-    assert command is not None
-    reply = node.execute(command)
+
+def run(node: NodeServer, line: bytes) -> bytes:
+    reply = node.line.connection().execute(line, False)
     assert isinstance(reply, bytes)  # no peers: every reply is immediate
     return reply
+
+
+async def started(config: Config | None = None) -> NodeServer:
+    node = NodeServer(config or Config(port=0))
+    await node.start()
+    return node
 
 
 def test_commands_against_the_store() -> None:
@@ -38,7 +43,7 @@ def test_info_counts_live_keys_only() -> None:
     run(node, b"SET a:1")
     run(node, b"SETEX b:2:1,c:3:5")
     clock.advance(2)
-    fields = node.info()
+    fields = dict(node.info_fields())
     assert fields["keys"] == "2"
     assert fields["expired_keys"] == "1"
     assert fields["bloom_keys"] == "2"  # the filter counts exactly the keys held
@@ -46,14 +51,13 @@ def test_info_counts_live_keys_only() -> None:
     run(node, b"DEL a,zz")
     clock.advance(1)
     run(node, b"SET c:4")  # c was past its TTL, not yet evicted: written again
-    fields = node.info()
+    fields = dict(node.info_fields())
     assert fields["keys"] == fields["bloom_keys"] == "1"
 
 
 @pytest.mark.asyncio
 async def test_expiry_timer_evicts_without_access() -> None:
-    node = Node(Config())
-    node.start(asyncio.get_running_loop(), "unit", "127.0.0.1:1")
+    node = await started()
     try:
         run(node, b"SETEX later:v:30")
         run(node, b"SETEX soon:v:0.05")  # earlier than the armed timer: re-armed
@@ -63,14 +67,12 @@ async def test_expiry_timer_evicts_without_access() -> None:
             await asyncio.sleep(0.01)  # poll until the deadline above
         assert len(node.store) == 1
     finally:
-        await node.leave()
-        node.close()
+        await node.shutdown()
 
 
 @pytest.mark.asyncio
 async def test_mass_expiry_is_done_in_batches() -> None:
-    node = Node(Config())
-    node.start(asyncio.get_running_loop(), "unit", "127.0.0.1:1")
+    node = await started()
     try:
         items = b",".join(b"k%d:v:0.01" % i for i in range(5000))
         run(node, b"SETEX " + items)
@@ -80,17 +82,16 @@ async def test_mass_expiry_is_done_in_batches() -> None:
             await asyncio.sleep(0.01)  # poll until the deadline above
         assert node.store.expired_count == 5000
     finally:
-        await node.leave()
-        node.close()
+        await node.shutdown()
 
 
 def test_writes_of_one_batch_share_a_stamp_and_the_next_batch_gets_a_newer_one() -> None:
     node = Node(Config(), Store(FakeClock()))
-    assert node.set_plain(b"a:1,b:2") is not None
-    run(node, b"SET c:%33")  # the general lane stamps the same way
+    assert run(node, b"SET a:1,b:2") == b":SAT a:1,b:2\n"  # the fast path
+    run(node, b"SET c:%33")  # the general path stamps the same way
     stamps = {node.store.get(key)[:12] for key in (b"a", b"b", b"c")}  # type: ignore[index]
     assert len(stamps) == 1
-    node.end_batch()
+    node.keyspace.end_batch()
     run(node, b"SET a:4")
     newer = node.store.get(b"a")
     assert newer is not None and newer[:12] > stamps.pop()
@@ -102,20 +103,21 @@ def test_writes_of_one_batch_share_a_stamp_and_the_next_batch_gets_a_newer_one()
     assert latest is not None and latest[:12] > far
 
 
-def test_plain_lane_stores_values_in_wire_form() -> None:
+def test_values_are_stored_raw_and_replies_are_canonical() -> None:
     node = Node(Config(), Store(FakeClock()))
-    assert node.set_plain(b"k:v") == b":SAT k:v\n"
-    assert node.set_plain(b"k:a%2Cb") is None  # needs decoding: the general lane
+    fast = node.line.fast_handlers
+    assert fast[b"SET"](b"k:v") == b":SAT k:v\n"
+    assert fast[b"SET"](b"k:a%2Cb") is None  # needs decoding: the general path
     run(node, b"SET k:a%2cb,j:%41")
-    assert node.get_plain(b"k,j") == b":GOT k:a%2Cb,j:A\n"  # canonical escapes
-    assert node.get_plain(b"k%41") is None
+    assert node.store.get(b"k")[13:] == b"a,b"  # type: ignore[index]
+    assert fast[b"GET"](b"k,j") == b":GOT k:a%2Cb,j:A\n"  # canonical escapes
+    assert fast[b"GET"](b"k%41") is None
 
 
 @pytest.mark.asyncio
 async def test_deleted_and_expired_keys_leave_the_filter_by_refresh() -> None:
-    node = Node(Config())
+    node = await started()
     loop = asyncio.get_running_loop()
-    node.start(loop, "unit", "127.0.0.1:1")
     try:
         # More keys than one refresh step, so the refresh takes several steps.
         run(node, b"SET " + b",".join(b"k%d:v" % i for i in range(10_000)))
@@ -135,5 +137,4 @@ async def test_deleted_and_expired_keys_leave_the_filter_by_refresh() -> None:
         assert sum(b"k%d" % i in node.bloom for i in range(0, 10_000, 2)) < 50
         assert node.bloom.count == len(live)
     finally:
-        await node.leave()
-        node.close()
+        await node.shutdown()

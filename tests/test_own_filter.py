@@ -17,9 +17,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from olivia.bloom import BloomFilter, FilterReplica
-from olivia.own_filter import REFRESH_STEP_KEYS, FilterFeed, FilterRefresh, OwnFilter
-from olivia.store import Store
+from olivia.cluster.bloom import BloomFilter, FilterReplica
+from olivia.cluster.own_filter import REFRESH_STEP_KEYS, FilterFeed, FilterRefresh, OwnFilter
+from olivia.core.store import Store
 from tests.helpers import FakeClock
 
 KEYS = [b"k%d" % i for i in range(14)]

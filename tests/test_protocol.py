@@ -1,60 +1,76 @@
-"""Pure tests of the sans-IO protocol: parsing, encoding, framing."""
+"""Pure tests of the sans-IO line protocol: parsing, encoding, framing."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from olivia import errors
-from olivia.protocol import (
+from olivia.config import Config
+from olivia.core import errors
+from olivia.core.requests import (
     MAX_KEY_BYTES,
     Bye,
-    Command,
-    Del,
-    Deleted,
-    ErrorReply,
-    Fulfilled,
-    Get,
-    Got,
-    Info,
-    InfoReply,
-    LineFramer,
-    Ping,
-    Pong,
-    Quit,
-    RequestBloomFilter,
-    RequestPeers,
-    Sat,
-    SatEx,
-    Set,
-    SetEx,
+    Done,
+    Fields,
+    Found,
+    KeyList,
+    Payload,
+    Request,
+    Text,
     TtlItem,
-    decode_field,
-    encode_field,
-    encode_reply,
-    encode_request,
-    error_line,
-    got_line,
-    join_found,
-    parse_reply,
-    parse_request,
-    plain_items,
-    plain_keys,
-    split_found,
 )
+from olivia.core.values import pack
+from olivia.protocols.line.escaping import decode_field, encode_field
+from olivia.protocols.line.fastpath import plain_items, plain_keys
+from olivia.protocols.line.framing import LineFramer
+from olivia.protocols.line.peer import found_payload, split_found
+from olivia.protocols.line.replies import (
+    decode_fields,
+    decode_keys,
+    decode_pairs,
+    decode_ttl_items,
+    encode_result,
+    error_line,
+    parse_reply,
+)
+from olivia.protocols.line.requests import (
+    keys_payload,
+    pairs_payload,
+    request_line,
+    text_payload,
+    ttl_payload,
+)
+from olivia.server.lifecycle import NodeServer
 
 keys = st.binary(min_size=1, max_size=MAX_KEY_BYTES)
 values = st.binary(max_size=300)
+NODE = NodeServer(Config())  # not started: its registry and parser are all these tests need
+PARSER = NODE.line.parser
+
+
+def parse(line: bytes) -> tuple[bytes, str, Any] | None:
+    """(tag, verb name, items) of a request line, or None for an empty one."""
+    parsed = PARSER.parse(line)
+    if parsed is None:
+        return None
+    tag, request = parsed
+    return tag, request.verb.name, request.items
 
 
 def error_of(line: bytes) -> errors.ProtocolError:
     with pytest.raises(errors.ProtocolError) as info:
-        parse_request(line)
+        PARSER.parse(line)
     return info.value
+
+
+def request(verb: str, items: Any) -> Request:
+    spec = NODE.registry.get(verb)
+    assert spec is not None
+    return Request(spec, items)
 
 
 # -- encoding ---------------------------------------------------------------
@@ -93,38 +109,45 @@ def test_field_round_trip(data: bytes) -> None:
 
 
 def test_seed_set() -> None:
-    assert parse_request(b"SET key1:value1,key2:value2,key3:value3") == Set(
-        ((b"key1", b"value1"), (b"key2", b"value2"), (b"key3", b"value3")))
+    assert parse(b"SET key1:value1,key2:value2,key3:value3") == (b"", "SET", (
+        (b"key1", b"value1"), (b"key2", b"value2"), (b"key3", b"value3")))
 
 
 def test_verbs_are_case_insensitive_and_cr_is_dropped() -> None:
-    assert parse_request(b"get a,b\r") == Get((b"a", b"b"))
-    assert parse_request(b"dEl a") == Del((b"a",))
+    assert parse(b"get a,b\r") == (b"", "GET", (b"a", b"b"))
+    assert parse(b"dEl a") == (b"", "DEL", (b"a",))
 
 
 def test_tags_are_parsed_and_kept() -> None:
-    assert parse_request(b"0:PING 1") == Ping(b"1", b"0")
-    assert parse_request(b"req-1.a_B:GET k") == Get((b"k",), b"req-1.a_B")
-    assert parse_request(b":GET k") == Get((b"k",))  # empty tag means none
+    assert parse(b"0:PING 1") == (b"0", "PING", b"1")
+    assert parse(b"req-1.a_B:GET k") == (b"req-1.a_B", "GET", (b"k",))
+    assert parse(b":GET k") == (b"", "GET", (b"k",))  # empty tag means none
 
 
 def test_every_verb_parses() -> None:
-    assert parse_request(b"SETEX k:v:0.25") == SetEx((TtlItem(b"k", b"v", 0.25, b"0.25"),))
-    assert parse_request(b"PING") == Ping()
-    assert parse_request(b"INFO") == Info()
-    assert parse_request(b"QUIT") == Quit()
-    assert parse_request(b"REQUEST PEERS") == RequestPeers()
-    assert parse_request(b"request bloomfilter") == RequestBloomFilter()
+    assert parse(b"SETEX k:v:0.25") == (b"", "SETEX", (TtlItem(b"k", b"v", 0.25, b"0.25"),))
+    assert parse(b"PING") == (b"", "PING", b"")
+    assert parse(b"INFO") == (b"", "INFO", None)
+    assert parse(b"QUIT") == (b"", "QUIT", None)
+    assert parse(b"REQUEST PEERS") == (b"", "REQUEST PEERS", None)
+    assert parse(b"request bloomfilter") == (b"", "REQUEST BLOOMFILTER", None)
+
+
+def test_every_registered_verb_has_a_reply_word_or_is_a_peer_verb() -> None:
+    from olivia.protocols.line.replies import REPLY_WORDS
+    for spec in NODE.registry:
+        assert spec.peer or spec.name in REPLY_WORDS, spec.name
 
 
 def test_everything_after_the_first_space_is_args() -> None:
-    assert parse_request(b"SET a:hello world,b: x") == Set(((b"a", b"hello world"), (b"b", b" x")))
-    assert parse_request(b"PING hi there") == Ping(b"hi there")
+    assert parse(b"SET a:hello world,b: x") == (b"", "SET", (
+        (b"a", b"hello world"), (b"b", b" x")))
+    assert parse(b"PING hi there") == (b"", "PING", b"hi there")
 
 
 def test_empty_lines_get_no_reply() -> None:
-    assert parse_request(b"") is None
-    assert parse_request(b"\r") is None
+    assert parse(b"") is None
+    assert parse(b"\r") is None
 
 
 @pytest.mark.parametrize(("line", "cls", "message"), [
@@ -164,7 +187,7 @@ def test_bad_requests(line: bytes, cls: type[errors.ProtocolError], message: str
     assert type(exc) is cls
     assert message in exc.message
     # Every message maps back to the same class on the client side.
-    assert type(errors.error_from_reply(exc.message)) is cls
+    assert type(errors.error_from_message(exc.message)) is cls
 
 
 def test_errors_keep_the_request_tag() -> None:
@@ -175,7 +198,7 @@ def test_errors_keep_the_request_tag() -> None:
 
 def test_key_length_counts_decoded_bytes() -> None:
     key = b"%41" * MAX_KEY_BYTES  # 750 bytes on the wire, 250 decoded
-    assert parse_request(b"GET " + key) == Get((b"A" * MAX_KEY_BYTES,))
+    assert parse(b"GET " + key) == (b"", "GET", (b"A" * MAX_KEY_BYTES,))
 
 
 def test_error_messages_are_one_printable_line() -> None:
@@ -189,66 +212,73 @@ def test_error_messages_are_one_printable_line() -> None:
 # -- replies --------------------------------------------------------------------
 
 
+def stored(value: bytes) -> bytes:
+    return pack(bytes(12), value)
+
+
 def test_reply_formats() -> None:
-    assert encode_reply(Sat(((b"k", b"v:1"),))) == b":SAT k:v%3A1\n"
-    assert encode_reply(Got((), b"t")) == b"t:GOT\n"
-    assert encode_reply(Deleted(())) == b":DELETED\n"
-    assert encode_reply(Pong(b"1", b"0")) == b"0:PONG 1\n"
-    assert encode_reply(Pong()) == b":PONG\n"
-    assert encode_reply(Bye()) == b":BYE\n"
-    assert encode_reply(ErrorReply("unknown verb 'FOO'")) == b":ERR unknown verb 'FOO'\n"
-    assert encode_reply(Fulfilled(b"127.0.0.1:1")) == b":FULFILLED 127.0.0.1:1\n"
-    assert encode_reply(InfoReply((("keys", "1"), ("name", "n")))) == b":INFO keys=1,name=n\n"
+    assert encode_result(request("SET", ((b"k", b"v:1"),)), Done()) == b":SAT k:v%3A1\n"
+    assert encode_result(request("GET", (b"k",)), Found(()), b"t") == b"t:GOT\n"
+    assert encode_result(request("GET", (b"k",)), Found(((b"k", stored(b"a,b")),))) \
+        == b":GOT k:a%2Cb\n"
+    assert encode_result(request("DEL", (b"k",)), KeyList(())) == b":DELETED\n"
+    assert encode_result(request("PING", b"1"), Text(b"1"), b"0") == b"0:PONG 1\n"
+    assert encode_result(request("PING", b""), Text(b"")) == b":PONG\n"
+    assert encode_result(request("QUIT", None), Bye()) == b":BYE\n"
+    assert error_line("unknown verb 'FOO'") == b":ERR unknown verb 'FOO'\n"
+    assert encode_result(request("REQUEST PEERS", None), Payload(b"127.0.0.1:1")) \
+        == b":FULFILLED 127.0.0.1:1\n"
+    assert encode_result(request("INFO", None), Fields((("keys", "1"), ("name", "n")))) \
+        == b":INFO keys=1,name=n\n"
     ttl_item = TtlItem(b"k", b"v", 0.5, b".50")
-    assert encode_reply(SatEx((ttl_item,))) == b":SATEX k:v:.50\n"
+    assert encode_result(request("SETEX", (ttl_item,)), Done()) == b":SATEX k:v:.50\n"
 
 
-@pytest.mark.parametrize("reply", [
-    Sat(((b"a,b", b"c:d"), (b"e", b""))),
-    SatEx((TtlItem(b"k", b"v", 1.5, b"1.5"),), b"tag"),
-    Got(((b"\x00", b"\r\n%"),)),
-    Got(()),
-    Deleted((b"x", b"y")),
-    Deleted(()),
-    Pong(b"hello there"),
-    InfoReply((("keys", "3"),)),
-    Fulfilled(b"a:1,b:2"),
-    Bye(),
-    ErrorReply("unknown verb 'X'", b"7"),
-])
-def test_reply_round_trip(reply: object) -> None:
-    assert parse_reply(encode_reply(reply)) == reply  # type: ignore[arg-type]
+def test_reply_payloads_round_trip() -> None:
+    pairs = ((b"a,b", b"c:d"), (b"e", b""), (b"\x00", b"\r\n%"))
+    assert decode_pairs(pairs_payload(pairs)) == pairs
+    assert decode_keys(keys_payload((b"x", b"y,z"))) == (b"x", b"y,z")
+    assert decode_keys(b"") == () and decode_pairs(b"") == ()
+    item = TtlItem(b"k", b"v", 1.5, b"1.5")
+    assert decode_ttl_items(ttl_payload((item,))) == (item,)
+    assert decode_fields(b"keys=3,name=a") == (("keys", "3"), ("name", "a"))
+    line = parse_reply(b"7:ERR unknown verb 'X'\n")
+    assert (line.tag, line.word, line.payload, line.is_error) == (
+        b"7", b"ERR", b"unknown verb 'X'", True)
+    for bad in (b"no colon", b":lower", b":G0T x"):
+        with pytest.raises(errors.ProtocolError):
+            parse_reply(bad)
 
 
 def test_error_reply_maps_to_typed_exception() -> None:
-    reply = parse_reply(b"9:ERR unknown verb 'FOO'\n")
-    assert isinstance(reply, ErrorReply)
-    exc = reply.exception()
+    exc = parse_reply(b"9:ERR unknown verb 'FOO'\n").error()
     assert isinstance(exc, errors.UnknownVerbError) and exc.tag == b"9"
-    assert type(ErrorReply("something new").exception()) is errors.ServerError
+    assert type(errors.error_from_message("something new")) is errors.ServerError
 
 
 # -- property tests ---------------------------------------------------------------
 
-commands = st.one_of(
-    st.builds(Set, st.lists(st.tuples(keys, values), min_size=1, max_size=5).map(tuple)),
-    st.builds(Get, st.lists(keys, min_size=1, max_size=5).map(tuple)),
-    st.builds(Del, st.lists(keys, min_size=1, max_size=5).map(tuple)),
-    st.builds(SetEx, st.lists(st.builds(
-        TtlItem.of, keys, values,
-        st.floats(min_value=0.001, max_value=1e6, allow_nan=False)), min_size=1, max_size=3,
-    ).map(tuple)),
-    st.builds(Ping, st.binary(max_size=50).filter(lambda b: b"\n" not in b and b"\r" not in b)),
-)
 tags = st.from_regex(r"\A[A-Za-z0-9_.-]{0,64}\Z").map(str.encode)
+pings = st.binary(max_size=50).filter(lambda b: b"\n" not in b and b"\r" not in b)
+ttl_items = st.lists(st.builds(TtlItem.of, keys, values, st.floats(
+    min_value=0.001, max_value=1e6, allow_nan=False)), min_size=1, max_size=3).map(tuple)
+encoded_requests = st.one_of(
+    st.lists(st.tuples(keys, values), min_size=1, max_size=5).map(
+        lambda pairs: ("SET", tuple(pairs), pairs_payload(pairs))),
+    st.lists(keys, min_size=1, max_size=5).map(lambda ks: ("GET", tuple(ks), keys_payload(ks))),
+    st.lists(keys, min_size=1, max_size=5).map(lambda ks: ("DEL", tuple(ks), keys_payload(ks))),
+    ttl_items.map(lambda items: ("SETEX", items, ttl_payload(items))),
+    pings.map(lambda text: ("PING", text, text_payload(text))),
+)
 
 
-@given(commands, tags)
-def test_any_command_round_trips_through_the_wire(command: Command, tag: bytes) -> None:
-    tagged = dataclasses.replace(command, tag=tag)
-    wire = encode_request(tagged)
+@given(encoded_requests, tags)
+def test_any_request_round_trips_through_the_wire(encoded: tuple[str, Any, bytes],
+                                                  tag: bytes) -> None:
+    verb, items, payload = encoded
+    wire = request_line(verb.encode(), payload, tag)
     assert wire.endswith(b"\n") and wire.count(b"\n") == 1
-    assert parse_request(wire[:-1]) == tagged
+    assert parse(wire[:-1]) == (tag, verb, items)
 
 
 @given(st.binary(max_size=400))
@@ -257,7 +287,7 @@ def test_any_command_round_trips_through_the_wire(command: Command, tag: bytes) 
 @example(b"a:b:c:SET x")
 def test_arbitrary_bytes_raise_only_protocol_errors(line: bytes) -> None:
     try:
-        parse_request(line)
+        PARSER.parse(line)
     except errors.ProtocolError as exc:
         assert "\n" not in exc.message
 
@@ -271,10 +301,10 @@ fields_bytes = st.lists(
 @given(verb_words, fields_bytes)
 def test_near_miss_requests_raise_only_protocol_errors(verb: bytes, args: bytes) -> None:
     with contextlib.suppress(errors.ProtocolError):
-        parse_request(verb + args)
+        PARSER.parse(verb + args)
 
 
-# The plain lane must accept exactly what parse_request accepts, with the same meaning.
+# The fast path's splitters must accept only what the parser accepts, with the same meaning.
 plain_args = st.one_of(
     fields_bytes,
     st.lists(st.sampled_from([b"k", b"v", b":", b",", b"x" * 250, b"y", b"\r", b"%41"]),
@@ -290,8 +320,8 @@ plain_args = st.one_of(
 def test_plain_items_agree_with_the_parser(args: bytes) -> None:
     pairs = plain_items(args)
     if pairs is None:
-        return  # not plain: parse_request decides, whatever it is
-    assert parse_request(b"SET " + args) == Set(tuple((k, v) for k, v in pairs))
+        return  # not plain: the parser decides, whatever it is
+    assert parse(b"SET " + args) == (b"", "SET", tuple((k, v) for k, v in pairs))
 
 
 @given(plain_args)
@@ -302,8 +332,8 @@ def test_plain_keys_agree_with_the_parser(args: bytes) -> None:
     keys = plain_keys(args)
     if keys is None:
         return
-    assert parse_request(b"GET " + args) == Get(tuple(keys))
-    assert parse_request(b"DEL " + args) == Del(tuple(keys))
+    assert parse(b"GET " + args) == (b"", "GET", tuple(keys))
+    assert parse(b"DEL " + args) == (b"", "DEL", tuple(keys))
 
 
 def test_plain_lane_takes_the_common_shapes() -> None:
@@ -314,12 +344,6 @@ def test_plain_lane_takes_the_common_shapes() -> None:
         assert plain_items(not_plain) is None
     for not_plain in (b"a%41", b"a:b", b"", b"a,", b"k" * 251):
         assert plain_keys(not_plain) is None
-
-
-@given(st.lists(st.tuples(keys, values), max_size=5), tags)
-def test_got_line_matches_the_reply_encoder(pairs: list[tuple[bytes, bytes]], tag: bytes) -> None:
-    wire_values = [(k, encode_field(v)) for k, v in pairs]
-    assert got_line(wire_values, tag) == encode_reply(Got(tuple(pairs), tag))
 
 
 # -- framing ----------------------------------------------------------------
@@ -382,8 +406,10 @@ def test_framer_accepts_a_line_of_exactly_the_limit() -> None:
 
 def test_lookup_replies_are_checked_item_by_item() -> None:
     stamp = bytes(range(12))
-    assert split_found(join_found([(b"k,1", b"a%2Cb", stamp)])) == [(b"k,1", b"a%2Cb", stamp)]
-    assert split_found(b"k:%2c:" + stamp.hex().encode()) == [(b"k", b"%2C", stamp)]
+    assert split_found(found_payload([(b"k,1", pack(stamp, b"a,b"))])) == {
+        b"k,1": pack(stamp, b"a,b")}
+    assert split_found(b"k:%2c:" + stamp.hex().encode()) == {b"k": pack(stamp, b",")}
+    assert split_found(b"k:%41:" + stamp.hex().encode()) == {b"k": pack(stamp, b"A")}
     for bad in (b"k:v:" + b"0" * 23 + b"g", b"k:v:" + b"00 " * 8, b"k:v:" + b"0" * 22,
                 b"k:v:" + "é".encode() * 12, b"k:v", b"k:v:1:2"):
         with pytest.raises(errors.ProtocolError):

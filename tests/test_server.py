@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from olivia.protocol import encode_field
+from olivia.protocols.line.escaping import encode_field
 from tests.helpers import LineClient, OliviaProcess, wait_until
 
 
@@ -71,7 +71,7 @@ def test_json_round_trips(client: LineClient) -> None:
     assert client.request(b"SET doc:" + encode_field(raw)) == b":SAT doc:" + encode_field(raw)
     reply = client.request("GET doc")
     assert reply.startswith(b":GOT doc:")
-    from olivia.protocol import decode_field
+    from olivia.protocols.line.escaping import decode_field
     assert json.loads(decode_field(reply[len(b":GOT doc:"):])) == document
 
 

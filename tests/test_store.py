@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from olivia.store import Store
+from olivia.core.store import Store
 from tests.helpers import FakeClock
 
 

@@ -1,0 +1,396 @@
+"""The sans-IO core of the clients: calls (request lines and how their
+replies become a result) and the reader that matches replies to calls.
+
+Every client (blocking, asyncio, their pipelines) builds the same
+:class:`Call` objects here and feeds the bytes it reads to a
+:class:`ReplyReader`; only moving bytes differs between them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any, Generic, TypeVar
+
+from olivia.core.errors import LineTooLongError, OliviaError, ProtocolError
+from olivia.core.requests import TtlItem
+from olivia.protocols.line.escaping import show
+from olivia.protocols.line.framing import LineFramer
+from olivia.protocols.line.replies import (
+    ReplyLine,
+    decode_fields,
+    decode_keys,
+    decode_pairs,
+    parse_reply,
+)
+from olivia.protocols.line.requests import (
+    keys_payload,
+    pairs_payload,
+    request_line,
+    text_payload,
+    ttl_payload,
+)
+
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+#: At most this many keys (GET, DEL) or items (SET) per request line.
+MAX_BATCH_ITEMS = 1000
+#: At most this many bytes of keys and values per request line, before
+#: percent-encoding (which can triple a byte at worst); a single larger item
+#: gets a line of its own.
+MAX_BATCH_BYTES = 64 * 1024
+#: The longest reply line accepted: a GET reply may carry the server's
+#: ``max_reply_bytes`` (64 MiB) of values, up to three times that escaped.
+MAX_REPLY_LINE_BYTES = 256 << 20
+
+T = TypeVar("T")
+X = TypeVar("X")
+Data = str | bytes
+#: What mset takes: str or bytes keys and values.  The key type is Any because
+#: Mapping is invariant in it, so ``dict[str, str]`` would not be a
+#: ``Mapping[str | bytes, ...]``; a key of another type raises TypeError.
+DataMapping = Mapping[Any, Data]
+
+
+class _BadReply(Exception):
+    """A reply that cannot belong to the request it answers: the connection
+    is out of step and must be dropped (turned into ConnectionLostError)."""
+
+
+_PENDING: Any = object()
+
+
+class Call(Generic[T]):
+    """One client operation: its request lines and how their replies become a result.
+
+    ``data`` is the request lines, LF-terminated and joined; ``count`` is how
+    many reply lines they get; ``finish`` turns those lines into the result,
+    raising an :class:`OliviaError` for an ``ERR`` reply.  After the exchange,
+    ``outcome`` holds the result or that exception.
+    """
+
+    __slots__ = ("count", "data", "finish", "items", "outcome")
+
+    def __init__(self, lines: Sequence[bytes], finish: Callable[[list[bytes]], T],
+                 items: int = 0) -> None:
+        self.data = b"".join(lines)
+        self.count = len(lines)
+        self.finish = finish
+        self.items = items  # keys or pairs carried, for progress reports
+        self.outcome: T | OliviaError = _PENDING
+
+    @property
+    def done(self) -> bool:
+        """Whether all the replies have arrived (``outcome`` is set)."""
+        return self.outcome is not _PENDING
+
+    def settle(self, lines: list[bytes]) -> None:
+        """Set ``outcome`` from the call's reply lines (an ERR becomes the
+        exception); a reply out of step raises ``_BadReply``."""
+        try:
+            self.outcome = self.finish(lines)
+        except _BadReply:
+            raise
+        except OliviaError as exc:
+            self.outcome = exc
+
+    def result(self) -> T:
+        """The result, or raise the error the server answered with."""
+        outcome = self.outcome
+        if isinstance(outcome, OliviaError):
+            raise outcome
+        return outcome
+
+
+def _closes(line: bytes) -> bool:
+    """Whether the server closes the connection after this reply line."""
+    _, _, rest = line.partition(b":")
+    return (rest == b"BYE" or rest.startswith(b"ERR line too long")
+            or rest.startswith(b"ERR max clients reached"))
+
+
+class ReplyReader:
+    """The reading side of one connection, sans I/O.
+
+    ``expect`` registers a call whose request is (about to be) sent; ``feed``
+    takes bytes from the socket and returns the calls those bytes completed,
+    in request order, each with its ``outcome`` set.  Raises ``_BadReply``
+    when a reply cannot be read or matched.
+    """
+
+    def __init__(self, max_line_bytes: int = MAX_REPLY_LINE_BYTES) -> None:
+        self._framer = LineFramer(max_line_bytes)
+        self._pending: deque[Call[Any]] = deque()
+        self._lines: list[bytes] = []
+        self.closing = False  # the server said it will close the connection
+
+    @property
+    def waiting(self) -> int:
+        """Calls still waiting for (some of) their replies."""
+        return len(self._pending)
+
+    def expect(self, call: Call[Any]) -> None:
+        """Register a call whose request lines are (about to be) sent."""
+        if call.count == 0:
+            call.settle([])
+        else:
+            self._pending.append(call)
+
+    def feed(self, data: bytes) -> list[Call[Any]]:
+        """Take bytes read from the connection; return the calls they completed."""
+        lines = self._framer.feed(data)
+        if self._framer.overflowed:
+            raise _BadReply(f"a reply line is longer than {self._framer.max_line_bytes} bytes")
+        done: list[Call[Any]] = []
+        pending = self._pending
+        for line in lines:
+            if not pending:
+                raise _BadReply(f"unexpected reply {show(line)} (no request was waiting)")
+            if b":BYE" in line or b":ERR " in line[:80]:
+                self.closing = self.closing or _closes(line)
+            call = pending[0]
+            self._lines.append(line)
+            if len(self._lines) == call.count:
+                pending.popleft()
+                call_lines, self._lines = self._lines, []
+                call.settle(call_lines)
+                done.append(call)
+        return done
+
+
+def _reply(line: bytes, expected: bytes) -> ReplyLine:
+    """Parse a reply line; raise the server's error, or _BadReply if out of step."""
+    try:
+        reply = parse_reply(line)
+    except ProtocolError as exc:
+        raise _BadReply(f"unreadable reply {show(line)}: {exc}") from None
+    if reply.is_error:
+        raise reply.error()
+    if reply.word != expected:
+        raise _BadReply(f"unexpected reply {show(line)} (expected {expected.decode()})")
+    return reply
+
+
+def _decoded(decode: Callable[[bytes], X], payload: bytes, line: bytes) -> X:
+    try:
+        return decode(payload)
+    except ProtocolError as exc:
+        raise _BadReply(f"unreadable reply {show(line)}: {exc}") from None
+
+
+def _finish_stored(word: bytes) -> Callable[[list[bytes]], None]:
+    # SET and SETEX echo every item; nothing in the echo is needed, so a
+    # success is recognised without parsing it (loads send millions).
+    prefix = b":" + word + b" "
+
+    def finish(lines: list[bytes]) -> None:
+        for line in lines:
+            if not line.startswith(prefix):
+                _reply(line, word)
+
+    return finish
+
+
+_finish_set = _finish_stored(b"SAT")
+_finish_setex = _finish_stored(b"SATEX")
+
+
+def _pairs_of(line: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    return _decoded(decode_pairs, _reply(line, b"GOT").payload, line)
+
+
+def _finish_get(lines: list[bytes]) -> bytes | None:
+    items = _pairs_of(lines[0])
+    return items[0][1] if items else None
+
+
+def _finish_mget(lines: list[bytes]) -> dict[bytes, bytes]:
+    found: dict[bytes, bytes] = {}
+    for line in lines:
+        found.update(_pairs_of(line))
+    return found
+
+
+def _finish_delete(lines: list[bytes]) -> int:
+    return sum(len(_decoded(decode_keys, _reply(line, b"DELETED").payload, line))
+               for line in lines)
+
+
+def _finish_ping(lines: list[bytes]) -> bytes:
+    return _reply(lines[0], b"PONG").payload
+
+
+def _finish_info(lines: list[bytes]) -> dict[str, str]:
+    return dict(_decoded(decode_fields, _reply(lines[0], b"INFO").payload, lines[0]))
+
+
+def _finish_raw(lines: list[bytes]) -> bytes:
+    return lines[0]
+
+
+def as_bytes(data: Data, what: str = "key") -> bytes:
+    """A key or value as bytes: ``str`` is encoded as UTF-8."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    raise TypeError(f"{what} must be str or bytes, not {type(data).__name__}")
+
+
+def _too_long(verb: str, key: bytes, length: int, limit: int) -> LineTooLongError:
+    return LineTooLongError(
+        f"{verb} of key {show(key)} would be a request line of {length} bytes, over the "
+        f"server's max_line_bytes ({limit}); nothing was sent (store a smaller value, or "
+        "raise max_line_bytes in the server's config.toml and pass it to the client)")
+
+
+def _batches(items: Iterable[X], size_of: Callable[[X], int]) -> Iterator[list[X]]:
+    """Cut items into batches of at most MAX_BATCH_ITEMS and MAX_BATCH_BYTES."""
+    batch: list[X] = []
+    size = 0
+    for item in items:
+        item_size = size_of(item)
+        if batch and (len(batch) >= MAX_BATCH_ITEMS or size + item_size > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item_size
+    if batch:
+        yield batch
+
+
+def _encode_batch(verb: bytes, batch: list[bytes], max_line_bytes: int) -> list[bytes]:
+    """Key request lines for a batch; halved until each line fits max_line_bytes."""
+    line = request_line(verb, keys_payload(batch))
+    if len(line) - 1 <= max_line_bytes:
+        return [line]
+    if len(batch) == 1:
+        raise _too_long(verb.decode(), batch[0], len(line) - 1, max_line_bytes)
+    middle = len(batch) // 2
+    return (_encode_batch(verb, batch[:middle], max_line_bytes)
+            + _encode_batch(verb, batch[middle:], max_line_bytes))
+
+
+def _key_size(key: bytes) -> int:
+    return len(key) + 1
+
+
+def _pairs(mapping: DataMapping | Iterable[tuple[Data, Data]]
+           ) -> list[tuple[bytes, bytes]]:
+    items = mapping.items() if isinstance(mapping, Mapping) else mapping
+    return [(as_bytes(k), as_bytes(v, "value")) for k, v in items]
+
+
+def _set_lines(batch: list[tuple[bytes, bytes]], max_line_bytes: int
+               ) -> list[tuple[bytes, int]]:
+    line = request_line(b"SET", pairs_payload(batch))
+    if len(line) - 1 <= max_line_bytes:
+        return [(line, len(batch))]
+    if len(batch) == 1:
+        raise _too_long("SET", batch[0][0], len(line) - 1, max_line_bytes)
+    middle = len(batch) // 2  # rare: heavy escaping made the line too long
+    return (_set_lines(batch[:middle], max_line_bytes)
+            + _set_lines(batch[middle:], max_line_bytes))
+
+
+def set_lines(pairs: Iterable[tuple[bytes, bytes]], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+              ) -> Iterator[tuple[bytes, int]]:
+    """Bounded ``SET`` request lines for (key, value) pairs, lazily.
+
+    Yields ``(line, number of pairs in it)``: at most :data:`MAX_BATCH_ITEMS`
+    pairs and :data:`MAX_BATCH_BYTES` bytes of keys and values per line (a
+    larger pair gets a line of its own).  Raises LineTooLongError, before the
+    line is yielded, for a pair that cannot fit in ``max_line_bytes``.
+    """
+    it = iter(pairs)
+    while batch := list(islice(it, MAX_BATCH_ITEMS)):
+        if sum(map(_pair_size, batch)) <= MAX_BATCH_BYTES:
+            yield from _set_lines(batch, max_line_bytes)
+        else:
+            for part in _batches(batch, _pair_size):
+                yield from _set_lines(part, max_line_bytes)
+
+
+def _pair_size(pair: tuple[bytes, bytes]) -> int:
+    return len(pair[0]) + len(pair[1]) + 2
+
+
+def set_call(key: Data, value: Data, max_line_bytes: int) -> Call[None]:
+    """SET of one key."""
+    return mset_call({key: value}, max_line_bytes)
+
+
+def mset_call(mapping: DataMapping, max_line_bytes: int) -> Call[None]:
+    """SET of many keys, in bounded lines."""
+    pairs = _pairs(mapping)
+    lines = [line for line, _ in set_lines(pairs, max_line_bytes)]
+    return Call(lines, _finish_set, len(pairs))
+
+
+def setex_call(key: Data, value: Data, ttl: float, max_line_bytes: int) -> Call[None]:
+    """SETEX of one key; ``ttl`` in seconds (> 0, decimals allowed)."""
+    item = TtlItem.of(as_bytes(key), as_bytes(value, "value"), ttl)
+    line = request_line(b"SETEX", ttl_payload((item,)))
+    if len(line) - 1 > max_line_bytes:
+        raise _too_long("SETEX", item.key, len(line) - 1, max_line_bytes)
+    return Call([line], _finish_setex, 1)
+
+
+def get_call(key: Data) -> Call[bytes | None]:
+    """GET of one key."""
+    return Call([request_line(b"GET", keys_payload((as_bytes(key),)))], _finish_get, 1)
+
+
+def mget_call(keys: Iterable[Data], max_line_bytes: int) -> Call[dict[bytes, bytes]]:
+    """GET of many keys, in bounded lines."""
+    encoded = [as_bytes(k) for k in keys]
+    lines = [line for batch in _batches(encoded, _key_size)
+             for line in _encode_batch(b"GET", batch, max_line_bytes)]
+    return Call(lines, _finish_mget, len(encoded))
+
+
+def delete_call(keys: Iterable[Data], max_line_bytes: int) -> Call[int]:
+    """DEL of keys, in bounded lines; the result is how many existed."""
+    encoded = [as_bytes(k) for k in keys]
+    lines = [line for batch in _batches(encoded, _key_size)
+             for line in _encode_batch(b"DEL", batch, max_line_bytes)]
+    return Call(lines, _finish_delete, len(encoded))
+
+
+def ping_call(text: Data = b"") -> Call[bytes]:
+    """PING; the result is the echoed text."""
+    return Call([request_line(b"PING", text_payload(as_bytes(text, "text")))], _finish_ping)
+
+
+def info_call() -> Call[dict[str, str]]:
+    """INFO; the result is the fields as a dict."""
+    return Call([request_line(b"INFO")], _finish_info)
+
+
+def raw_call(line: Data) -> Call[bytes]:
+    """One raw request line, sent as is (LF added); the result is the raw reply line."""
+    data = as_bytes(line, "line")
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    if b"\n" in data:
+        raise ValueError("a raw request is one line: it cannot contain LF")
+    if not data.rstrip(b"\r"):
+        raise ValueError("an empty line gets no reply; nothing to send")
+    return Call([data + b"\n"], _finish_raw)
+
+
+def is_error_reply(line: bytes) -> bool:
+    """Whether a raw reply line is an ``ERR`` reply (``TAG:ERR ...``)."""
+    _, _, rest = line.partition(b":")
+    return rest == b"ERR" or rest.startswith(b"ERR ")
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)  # asyncio's messages lack the reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+

@@ -1,0 +1,151 @@
+"""Joining and dialling: seeds, the handshake, dial-back and peer exchange.
+
+A node dials every peer it learns of (one outgoing :class:`PeerLink` each,
+used only for this node's own requests).  The handshake is ``REQUEST
+CONNECT <name> <address> <incarnation>``, answered with the other node's
+identity; a node that is dialled dials back, so each pair ends with a link
+each way.  Once linked, a node asks the other whom it sees (``REQUEST
+PEERS``) and dials the ones it does not know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from olivia.cluster.links import PeerLink, PeerUnavailableError
+from olivia.cluster.membership import Peer, PeerEvent, PeerState
+from olivia.cluster.peer_table import PeerTable, parse_address
+from olivia.config import Config
+from olivia.core.errors import OliviaError, ProtocolError
+from olivia.core.requests import Hello
+from olivia.core.tasks import TaskSet
+from olivia.protocols.line.peer import (
+    PEERS_PAYLOAD,
+    connect_payload,
+    parse_identity,
+    peer_line,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Dialer:
+    """Opens links to peers and keeps the seeds dialled until they answer."""
+
+    def __init__(self, config: Config, table: PeerTable, tasks: TaskSet) -> None:
+        self._config = config
+        self._table = table
+        self._tasks = tasks
+        self._dialing: set[str] = set()  # names or addresses being dialled
+        self.me = Hello("", "", 0)
+        self.running = False
+
+    def start(self, me: Hello) -> None:
+        self.me = me
+        self.running = True
+        for seed in self._config.peers:
+            if seed != me.address:
+                self._tasks.spawn(self._dial_seed(seed), f"dial seed {seed}")
+
+    def dial(self, peer: Peer, what: str = "dial") -> None:
+        """Dial ``peer`` (in the background) unless that is under way."""
+        if peer.name not in self._dialing:
+            self._tasks.spawn(self._dial(peer), f"{what} {peer.name}")
+
+    def dial_back(self, peer: Peer) -> None:
+        if peer.name not in self._table.links:
+            self.dial(peer)
+
+    def exchange_with(self, name: str) -> None:
+        self._tasks.spawn(self._exchange_peers(name), f"peer exchange with {name}")
+
+    async def _dial_seed(self, address: str) -> None:
+        """Dial a seed until it answers (it may start after us)."""
+        timing = self._table.membership.timing
+        delay = timing.retry_base
+        while self.running:
+            known = self._table.membership.by_address(parse_address(address))
+            if known is not None and known.name in self._table.links:
+                return
+            if await self._connect(address):
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, timing.retry_max)
+
+    async def _dial(self, peer: Peer) -> None:
+        if peer.name in self._dialing:
+            return
+        self._dialing.add(peer.name)
+        try:
+            if not await self._connect(peer.address_text, expected=peer.name):
+                membership = self._table.membership
+                if membership.get(peer.name) is peer:
+                    peer.apply(PeerEvent.DIAL_FAILED, time.monotonic())
+                    membership.schedule_retry(peer, time.monotonic())
+        finally:
+            self._dialing.discard(peer.name)
+
+    async def _connect(self, address: str, expected: str | None = None) -> bool:
+        """Open a link, introduce ourselves, learn who answered; True on success."""
+        host, port = parse_address(address)
+        timeout = self._config.lookup_timeout
+        table = self._table
+        try:
+            link = await PeerLink.open(host, port, expected or address,
+                                       self._config.max_peer_line_bytes, timeout,
+                                       table.link_lost)
+        except PeerUnavailableError as exc:
+            log.debug("%s", exc)
+            return False
+        try:
+            reply = await link.request(peer_line(connect_payload(self.me)), timeout)
+            them = parse_identity(reply.payload)
+        except (OliviaError, ValueError) as exc:
+            log.warning("handshake with %s failed: %s", address, exc)
+            link.close()
+            return False
+        if them.name == self.me.name:
+            link.close()  # we dialled ourselves (a seed list naming this node)
+            return True
+        try:
+            table.check_node_id(them.name)
+        except ProtocolError as exc:
+            log.error("not joining %s: %s", them.name, exc.message)
+            link.close()
+            return False
+        peer, _ = table.admit(them.name, them.address, them.incarnation)
+        table.set_link(them.name, link)
+        if peer.apply(PeerEvent.HANDSHAKE_OK, time.monotonic()):
+            log.info("peer %s is %s", them.name, peer.state.value)
+        self.exchange_with(them.name)
+        return True
+
+    async def _exchange_peers(self, name: str) -> None:
+        """Ask a peer whom it sees alive; dial the ones we do not know."""
+        link = self._table.links.get(name)
+        if link is None:
+            return
+        try:
+            reply = await link.request(peer_line(PEERS_PAYLOAD), self._config.lookup_timeout)
+        except OliviaError:
+            return
+        if not reply.payload:
+            return
+        for address in reply.payload.decode("ascii", "replace").split(","):
+            if address == self.me.address or address in self._dialing:
+                continue
+            try:
+                known = self._table.membership.by_address(parse_address(address))
+            except ValueError:
+                continue
+            if known is None or known.state in (PeerState.DOWN, PeerState.LEFT):
+                self._dialing.add(address)
+                self._tasks.spawn(self._connect_once(address), f"dial {address}")
+
+    async def _connect_once(self, address: str) -> None:
+        try:
+            await self._connect(address)
+        finally:
+            self._dialing.discard(address)

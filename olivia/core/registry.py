@@ -1,0 +1,68 @@
+"""The verb registry: one entry per verb, and the dispatcher over it.
+
+A :class:`VerbSpec` says everything a front end needs to know of a verb:
+its name, the shape of its items, whether it changes data (so a connection
+never lets it overtake an earlier request still waiting on peers), whether
+it may have to ask peers (so its result may be an awaitable), and the
+handler that carries it out.  Front ends look verbs up by name and never
+dispatch on anything else.
+
+The entries are built per node (:func:`olivia.core.verbs.core_verbs`, and
+the cluster's peer verbs), bound to that node's objects; a registry is made
+once, at start-up, and not changed after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from olivia.core.requests import Outcome, Request, Shape
+
+ItemsT = TypeVar("ItemsT")
+
+
+@dataclass(frozen=True, slots=True)
+class VerbSpec(Generic[ItemsT]):
+    """One verb.  ``name`` is upper case (``GET``, ``REQUEST LOOKUP``)."""
+
+    name: str
+    shape: Shape[ItemsT]
+    handler: Callable[[ItemsT], Outcome]
+    writes: bool = False
+    needs_peers: bool = False
+    peer: bool = False  # part of the peer dialect (nodes speak it to each other)
+    summary: str = ""  # one line for help texts
+
+
+class Registry:
+    """The verbs a node serves, by name."""
+
+    def __init__(self, specs: Iterable[VerbSpec[Any]]) -> None:
+        self._by_name: dict[str, VerbSpec[Any]] = {}
+        for spec in specs:
+            if spec.name != spec.name.upper() or not spec.name:
+                raise ValueError(f"verb name {spec.name!r} must be upper case")
+            if spec.name in self._by_name:
+                raise ValueError(f"verb {spec.name} registered twice")
+            self._by_name[spec.name] = spec
+
+    def get(self, name: str) -> VerbSpec[Any] | None:
+        return self._by_name.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[VerbSpec[Any]]:
+        return iter(self._by_name.values())
+
+    def names(self, prefix: str = "") -> list[str]:
+        """Verb names starting with ``prefix``, in registration order."""
+        return [name for name in self._by_name if name.startswith(prefix)]
+
+
+def execute(request: Request) -> Outcome:
+    """Carry out one request: its result, or an awaitable of it."""
+    spec: VerbSpec[Any] = request.verb
+    return spec.handler(request.items)

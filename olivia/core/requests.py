@@ -1,0 +1,173 @@
+"""Requests and results as plain Python values: what every front end
+translates to and from.  No wire bytes here: a key is its raw bytes, a value
+its raw bytes, a number a number.
+
+A verb's arguments have one of a few **shapes** (a list of keys, of key:value
+pairs, ...).  A front end parses by shape, so a new verb with an existing
+shape needs no new parser; a handler receives the items of its shape.
+
+Results are equally few: the line protocol words each verb's reply (``:GOT``,
+``:SAT``...), RESP picks Redis's reply type, HTTP a status and body; none of
+them needs to know more than the result's class and the verb's name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, NamedTuple, TypeVar
+
+MAX_KEY_BYTES = 250
+# A TTL above a century is almost certainly a unit mistake (ms for s); refuse
+# it rather than keep a key forever by accident.
+MAX_TTL_SECONDS = 100 * 365 * 24 * 3600.0
+
+Keys = tuple[bytes, ...]
+Pairs = tuple[tuple[bytes, bytes], ...]
+
+
+class TtlItem(NamedTuple):
+    """One key, value and TTL of SETEX; ``ttl_text`` is the TTL as the client
+    wrote it (the line protocol echoes it as sent)."""
+
+    key: bytes
+    value: bytes
+    ttl: float
+    ttl_text: bytes
+
+    @classmethod
+    def of(cls, key: bytes, value: bytes, ttl: float) -> TtlItem:
+        """An item from a number of seconds (> 0, at most a century)."""
+        if not (math.isfinite(ttl) and 0 < ttl <= MAX_TTL_SECONDS):
+            raise ValueError(f"ttl must be > 0 and at most {MAX_TTL_SECONDS:.0f} seconds")
+        text = repr(float(ttl)).encode()
+        if b"e" in text:  # the wire takes plain decimals only
+            text = f"{ttl:.9f}".rstrip("0").encode()
+        return cls(key, value, float(text), text)
+
+
+TtlItems = tuple[TtlItem, ...]
+
+
+# -- the peer dialect's items -------------------------------------------------
+
+
+class Hello(NamedTuple):
+    """A node introducing itself (REQUEST CONNECT)."""
+
+    name: str
+    address: str
+    incarnation: int
+
+
+class StampedKeys(NamedTuple):
+    """Keys to drop if older than ``stamp`` (REQUEST DELETE)."""
+
+    stamp: bytes
+    keys: Keys
+
+
+KeyStamps = tuple[tuple[bytes, bytes], ...]  # (key, stamp): REQUEST INVALIDATE
+
+
+class FilterPush(NamedTuple):
+    """A peer's filter update, in the bloom module's encoding (REQUEST FILTER)."""
+
+    name: str
+    data: bytes
+
+
+ItemsT = TypeVar("ItemsT")
+
+
+class Shape(Generic[ItemsT]):
+    """The shape of a verb's arguments; ``ItemsT`` is the type of its items."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Shape({self.name})"
+
+
+NONE: Shape[None] = Shape("none")  # INFO, QUIT
+TEXT: Shape[bytes] = Shape("text")  # PING [text]
+KEYS: Shape[Keys] = Shape("keys")  # GET, DEL
+PAIRS: Shape[Pairs] = Shape("pairs")  # SET
+TTL_ITEMS: Shape[TtlItems] = Shape("ttl_items")  # SETEX
+HELLO: Shape[Hello] = Shape("hello")
+NAME: Shape[str] = Shape("name")
+STAMPED_KEYS: Shape[StampedKeys] = Shape("stamped_keys")
+KEY_STAMPS: Shape[KeyStamps] = Shape("key_stamps")
+FILTER_PUSH: Shape[FilterPush] = Shape("filter_push")
+
+
+# -- results ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The request was carried out; nothing to report (SET, SETEX): the line
+    protocol echoes the request, RESP answers +OK."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Key/value pairs found, in request order (GET)."""
+
+    pairs: Sequence[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyList:
+    """Keys the request acted on, in request order (DEL: those that existed)."""
+
+    keys: Sequence[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Bytes to give back as they are (PING's text)."""
+
+    text: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Fields:
+    """Named values (INFO), in a stable order."""
+
+    fields: Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Bye:
+    """The client asked to close; this is the last reply (QUIT)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A peer verb's answer, already in the peer dialect's form (``FULFILLED``)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A peer introduced itself and was admitted: the connection is now a
+    peer's (its lines may be longer, and a broken one is dropped)."""
+
+    data: bytes
+    name: str
+
+
+Result = Done | Found | KeyList | Text | Fields | Bye | Payload | Admitted
+Outcome = Result | Awaitable[Result]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One parsed request: the verb's registry entry and its items."""
+
+    verb: Any  # VerbSpec; Any so that this module does not import the registry
+    items: Any

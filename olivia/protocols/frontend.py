@@ -1,0 +1,74 @@
+"""What every front end (the line protocol, RESP) gives the connection state.
+
+A front end turns one frame (a request line, a RESP command) into its reply,
+through the command core.  The connection state
+(:class:`olivia.server.connection.ConnectionState`) only orders the replies,
+so its contract with a front end is small:
+
+* :meth:`FrontEnd.execute` returns the reply bytes, or
+* :data:`NO_REPLY` for a frame that gets none (an empty line), or
+* a :class:`Pending` reply (one that waits on peers), or
+* :data:`BLOCKED` when asked to run only reads (earlier replies still wait
+  on peers) and the frame is a write: nothing was done, ask again later, or
+* a :class:`Final` reply: the last one on this connection (QUIT, or a peer
+  that broke the dialect); the state then closes once everything is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Final(bytes):
+    """The last reply of a connection."""
+
+
+class _Blocked:
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+BLOCKED: Any = _Blocked()
+NO_REPLY = b""
+
+
+class Pending:
+    """A reply that waits on a future; ``finish`` turns its outcome (the
+    future itself, done) into the reply bytes, errors included."""
+
+    __slots__ = ("finish", "future", "is_write")
+
+    def __init__(self, future: asyncio.Future[Any],
+                 finish: Callable[[asyncio.Future[Any]], bytes], is_write: bool) -> None:
+        self.future = future
+        self.finish = finish
+        self.is_write = is_write
+
+    def reply(self) -> bytes:
+        return self.finish(self.future)
+
+
+class Framer(Protocol):
+    """Cuts a byte stream into frames, never holding more than a bound."""
+
+    overflowed: bool
+
+    def feed(self, data: bytes) -> list[Any]: ...
+
+
+class FrontEnd(Protocol):
+    """One connection's protocol over the command core."""
+
+    @property
+    def framer(self) -> Framer: ...
+
+    def execute(self, frame: Any, reads_only: bool) -> Any:
+        """The reply to ``frame``: bytes, NO_REPLY, a Pending, a Final, or BLOCKED."""
+
+    def end_batch(self, executed: int) -> None:
+        """``executed`` frames ran in one go (their writes shared one stamp)."""
+
+    def overflow_reply(self) -> bytes:
+        """The reply sent before hanging up on a frame over the size limit."""

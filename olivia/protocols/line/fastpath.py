@@ -1,0 +1,120 @@
+"""The line protocol's fast path: GET and SET with nothing to decode.
+
+Almost all traffic is untagged GET and SET of keys and values that contain
+no ``%``.  Their wire form is already canonical, so a SET is stored and
+echoed as it came and a GET's reply is a concatenation: no request object,
+no result object.  This is an optimisation of the line front end, not a
+second implementation: it calls the same keyspace operations as the verbs'
+handlers (:meth:`Keyspace.set_plain`, :meth:`Keyspace.read`) and the same
+reply-size rule, and for anything else (or anything wrong) it returns None
+and the general path parses the line, wording the error if there is one.
+``tests/test_fastpath.py`` checks, for any request line, that both paths
+answer byte for byte the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from olivia.core.keyspace import Keyspace
+from olivia.core.requests import MAX_KEY_BYTES
+from olivia.core.values import HEADER_BYTES, needs_escape
+from olivia.protocols.frontend import Pending
+from olivia.protocols.line.escaping import COLON, COMMA, CR, PERCENT, encode_field
+
+_GOT_NONE = b":GOT\n"
+
+
+def plain_keys(args: bytes) -> list[bytes] | None:
+    """The keys of ``GET`` arguments when none needs decoding, else None."""
+    if PERCENT in args or CR in args or COLON in args:
+        return None
+    if COMMA not in args:  # one key: most requests
+        return [args] if 0 < len(args) <= MAX_KEY_BYTES else None
+    keys = args.split(b",")
+    for key in keys:
+        if not key or len(key) > MAX_KEY_BYTES:
+            return None
+    return keys
+
+
+def plain_items(args: bytes) -> list[list[bytes]] | None:
+    """``[key, value]`` pairs of ``SET`` arguments when none needs decoding, else None."""
+    if PERCENT in args or CR in args:
+        return None
+    if COMMA not in args:  # one item: most requests
+        pair = args.split(b":")
+        if len(pair) == 2 and 0 < len(pair[0]) <= MAX_KEY_BYTES:
+            return [pair]
+        return None
+    pairs = [item.split(b":") for item in args.split(b",")]
+    for pair in pairs:
+        if len(pair) != 2 or not pair[0] or len(pair[0]) > MAX_KEY_BYTES:
+            return None
+    return pairs
+
+
+class FastPath:
+    """The handlers the line front end tries first, by exact verb bytes."""
+
+    def __init__(self, keyspace: Keyspace,
+                 remote_finish: Callable[[bytes], Callable[[asyncio.Future[Any]], bytes]]
+                 ) -> None:
+        self._keyspace = keyspace
+        self._remote_finish = remote_finish
+        self._set_plain = keyspace.set_plain
+        self._get_stored = keyspace.get_stored
+        self.handlers: dict[bytes, Callable[[bytes], bytes | Pending | None]] = {
+            b"GET": self.get,
+            b"SET": self.set,
+        }
+
+    def set(self, args: bytes) -> bytes | None:
+        """``SET`` of arguments that need no decoding: stored and echoed as sent."""
+        pairs = plain_items(args)
+        if pairs is None:
+            return None
+        self._set_plain(pairs)
+        return b"".join((b":SAT ", args, b"\n"))
+
+    def get(self, args: bytes) -> bytes | Pending | None:
+        """``GET`` of keys that need no decoding."""
+        keys = plain_keys(args)
+        if keys is None:
+            return None
+        get = self._get_stored
+        limit = self._keyspace.max_reply_bytes
+        if len(keys) == 1:  # the hot path: kept flat
+            stored = get(args)
+            if stored is None:
+                return self._miss(args)
+            value = stored[HEADER_BYTES:]
+            if len(value) > limit:
+                return None  # the general path words the error
+            if needs_escape(stored):
+                value = encode_field(value)
+            return b"".join((b":GOT ", args, b":", value, b"\n"))
+        found = []
+        size = 0
+        for key in keys:
+            stored = get(key)
+            if stored is None:
+                if self._keyspace.peers.has_alive_peer():
+                    return None  # the general path asks the peers
+                continue
+            value = stored[HEADER_BYTES:]
+            size += len(value)
+            found.append(key + b":" + (encode_field(value) if needs_escape(stored) else value))
+        if size > limit:
+            return None
+        return b":GOT " + b",".join(found) + b"\n" if found else _GOT_NONE
+
+    def _miss(self, key: bytes) -> bytes | Pending:
+        """A one-key GET that missed locally: the keyspace asks the peers."""
+        found = self._keyspace.read((key,))
+        if isinstance(found, dict):
+            return _GOT_NONE  # no peer may hold it
+        assert isinstance(found, asyncio.Future)
+        return Pending(found, self._remote_finish(key), False)

@@ -1,0 +1,167 @@
+"""The line protocol as a front end: request lines in, reply lines out,
+through the command core (see olivia.protocols.frontend for the contract).
+
+:class:`LineProtocol` holds what all connections share (the parser over the
+registry, the fast path); :meth:`LineProtocol.connection` makes the
+per-connection :class:`LineFrontEnd` (its framer, and whether the other side
+turned out to be a peer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from olivia.core.errors import ErrorCode, InternalError, ProtocolError
+from olivia.core.keyspace import Keyspace, raise_if_too_large
+from olivia.core.registry import Registry
+from olivia.core.requests import Admitted, Bye, Request
+from olivia.core.values import HEADER_BYTES, needs_escape
+from olivia.observe.stats import Stats
+from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, Pending
+from olivia.protocols.line.escaping import encode_field
+from olivia.protocols.line.fastpath import FastPath
+from olivia.protocols.line.framing import LineFramer
+from olivia.protocols.line.parser import LineParser
+from olivia.protocols.line.replies import encode_result, error_line, line_too_long
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal error; the request may not have been carried out (see the node's log)"
+
+
+class LineProtocol:
+    """The line protocol of one node: shared by all its line connections."""
+
+    def __init__(self, registry: Registry, keyspace: Keyspace, stats: Stats,
+                 max_line_bytes: int, max_peer_line_bytes: int, fast_path: bool = True) -> None:
+        self.registry = registry
+        self.parser = LineParser(registry)
+        self.keyspace = keyspace
+        self.stats = stats
+        self.max_line_bytes = max_line_bytes
+        self.max_peer_line_bytes = max_peer_line_bytes
+        fast = FastPath(keyspace, self.remote_get_finish)
+        self.fast_handlers = fast.handlers if fast_path else {}
+
+    def connection(self, peer: str = "?") -> LineFrontEnd:
+        return LineFrontEnd(self, peer)
+
+    def remote_get_finish(self, key: bytes) -> Callable[[asyncio.Future[Any]], bytes]:
+        """How the fast path's one-key GET that asked the peers is answered."""
+        limit = self.keyspace.max_reply_bytes
+
+        def finish(future: asyncio.Future[Any]) -> bytes:
+            try:
+                stored = result_of(future).get(key)
+                if stored is None:
+                    return b":GOT\n"
+                value = stored[HEADER_BYTES:]
+                raise_if_too_large(len(value), limit, "GET")
+            except ProtocolError as exc:
+                return error_line(exc.message, exc.tag)
+            if needs_escape(stored):
+                value = encode_field(value)
+            return b"".join((b":GOT ", key, b":", value, b"\n"))
+
+        return finish
+
+
+def result_of(future: asyncio.Future[Any]) -> Any:
+    """A pending reply's result; a lost one (cancelled, or a bug) becomes a
+    ProtocolError the client can be told of."""
+    if future.cancelled():
+        raise InternalError(INTERNAL_ERROR)
+    exc = future.exception()
+    if exc is None:
+        return future.result()
+    if isinstance(exc, ProtocolError):
+        raise exc
+    log.error("internal error in a pending reply: %r", exc)
+    raise InternalError(INTERNAL_ERROR)
+
+
+class LineFrontEnd:
+    """One connection's line protocol."""
+
+    def __init__(self, protocol: LineProtocol, peer: str) -> None:
+        self._protocol = protocol
+        self._parse = protocol.parser.parse
+        self._fast = protocol.fast_handlers
+        self._keyspace = protocol.keyspace
+        self.framer = LineFramer(protocol.max_line_bytes)
+        self.peer = peer  # host:port of the other end, for logs
+        self.peer_name: str | None = None  # set once the other end is a node
+
+    def execute(self, line: bytes, reads_only: bool) -> Any:
+        verb, _, args = line.partition(b" ")
+        fast = self._fast.get(verb)
+        if fast is not None and (verb == b"GET" or not reads_only):
+            try:
+                reply = fast(args)
+            except ProtocolError as exc:
+                return error_line(exc.message)
+            except Exception as exc:
+                return self._internal_error(line, exc, b"")
+            if reply is not None:
+                return reply
+        return self._general(line, reads_only)
+
+    def _general(self, line: bytes, reads_only: bool) -> Any:
+        """Anything the fast path does not take: parse, check, execute."""
+        tag = b""
+        try:
+            parsed = self._parse(line)
+            if parsed is None:
+                return NO_REPLY
+            tag, request = parsed
+            spec = request.verb
+            if reads_only and spec.writes:
+                return BLOCKED  # it must not overtake the replies that wait
+            outcome = spec.handler(request.items)
+        except ProtocolError as exc:
+            return self._error(exc, exc.tag or tag)
+        except Exception as exc:
+            return self._internal_error(line, exc, tag)
+        if isinstance(outcome, asyncio.Future):
+            return Pending(outcome, lambda future: self._finish(request, tag, future),
+                           spec.writes)
+        result_type = type(outcome)
+        if result_type is Bye:
+            return Final(encode_result(request, outcome, tag))
+        if result_type is Admitted:
+            # A peer introduced itself: filters it pushes may be large.
+            self.framer.max_line_bytes = self._protocol.max_peer_line_bytes
+            self.peer_name = outcome.name
+        return encode_result(request, outcome, tag)
+
+    def _finish(self, request: Request, tag: bytes, future: asyncio.Future[Any]) -> bytes:
+        try:
+            return encode_result(request, result_of(future), tag)
+        except ProtocolError as exc:
+            return error_line(exc.message, exc.tag or tag)
+
+    def _error(self, exc: ProtocolError, tag: bytes) -> bytes:
+        reply = error_line(exc.message, tag)
+        if self.peer_name is not None and exc.code is not ErrorCode.FILTER_VERSION:
+            # A peer must speak the dialect exactly: garbage, a bad or
+            # oversized filter means a broken or hostile peer.
+            log.warning("dropping peer %s (%s): it sent a bad request: %s",
+                        self.peer_name, self.peer, exc.message)
+            return Final(reply)
+        return reply
+
+    def _internal_error(self, line: bytes, exc: Exception, tag: bytes) -> bytes:
+        """A bug must cost one request, not the node: log it, answer ERR."""
+        log.error("internal error on %r from %s: %r", line[:80], self.peer, exc,
+                  exc_info=log.isEnabledFor(logging.DEBUG))
+        return error_line(INTERNAL_ERROR, tag)
+
+    def end_batch(self, executed: int) -> None:
+        self._protocol.stats.total_commands += executed
+        self._keyspace.end_batch()
+
+    def overflow_reply(self) -> bytes:
+        return line_too_long(self.framer.max_line_bytes)

@@ -1,0 +1,162 @@
+"""The peer dialect of the line protocol: the ``REQUEST`` verbs nodes send
+each other, both ways (docs/protocol.md, "The peer dialect").
+
+Requests::
+
+    REQUEST CONNECT <name> <host:port> <inc>  -> FULFILLED <name> <host:port> <inc>
+    REQUEST DISCONNECT <name>                           -> FULFILLED
+    REQUEST PEERS                                       -> FULFILLED host:port,...
+    REQUEST BLOOMFILTER                                 -> FULFILLED <filter>
+    REQUEST FILTER <name> <filter>                      -> FULFILLED <version held>
+    REQUEST LOOKUP k,...                                -> FULFILLED k:v:stamp,...
+    REQUEST DELETE <stamp> k,...                        -> FULFILLED k,...  (the keys it had)
+    REQUEST INVALIDATE k:stamp,...                      -> FULFILLED <copies dropped>
+
+Stamps travel as 24 hex digits; values of LOOKUP replies are escaped like
+any value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from olivia.core.clock import STAMP_BYTES
+from olivia.core.errors import BadItemError, ProtocolError
+from olivia.core.requests import FilterPush, Hello, KeyStamps, StampedKeys
+from olivia.core.values import ESCAPE_FLAGS, HEADER_BYTES, PLAIN_FLAGS, needs_escape
+from olivia.protocols.line.escaping import CR, PERCENT, decode_field, encode_field, show
+from olivia.protocols.line.requests import keys_payload, request_line
+
+STAMP_HEX = 24  # a 12-byte version stamp as hex
+_NAME_MATCH = re.compile(rb"[A-Za-z0-9_.:-]{1,64}\Z").match
+_HEX_MATCH = re.compile(rb"[0-9a-fA-F]+\Z").match
+REQUEST = b"REQUEST"
+
+
+# -- parsing requests (server side); the parser hands these the arguments --------
+
+
+def words(verb: str, args: bytes, count: int, form: str) -> list[bytes]:
+    found = args.split(b" ", count - 1) if args else []
+    if len(found) != count or not all(found):
+        raise BadItemError(f"{verb} needs {form}")
+    return found
+
+
+def node_name(verb: str, raw: bytes) -> str:
+    if not _NAME_MATCH(raw):
+        raise BadItemError(f"{verb} has a bad node name {show(raw)}")
+    return raw.decode()
+
+
+def stamp(verb: str, raw: bytes) -> bytes:
+    if len(raw) != STAMP_HEX or not _HEX_MATCH(raw):
+        raise BadItemError(f"{verb} has a bad stamp {show(raw)}: need {STAMP_HEX} hex digits")
+    return bytes.fromhex(raw.decode())
+
+
+def parse_hello(verb: str, args: bytes) -> Hello:
+    name, address, incarnation = words(verb, args, 3, "<name> <host:port> <incarnation>")
+    host, _, port = address.rpartition(b":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or len(address) > 300:
+        raise BadItemError(f"{verb} has a bad address {show(address)}: need host:port")
+    if not incarnation.isdigit() or len(incarnation) > 20:
+        raise BadItemError(f"{verb} has a bad incarnation {show(incarnation)}")
+    return Hello(node_name(verb, name), address.decode("ascii", "replace"), int(incarnation))
+
+
+def parse_name(verb: str, args: bytes) -> str:
+    (name,) = words(verb, args, 1, "<name>")
+    return node_name(verb, name)
+
+
+def parse_filter_push(verb: str, args: bytes) -> FilterPush:
+    name, data = words(verb, args, 2, "<name> <filter>")
+    return FilterPush(node_name(verb, name), data)
+
+
+# -- writing requests (client side: the cluster's links) -----------------------------
+# Each function gives the arguments after REQUEST; peer_line makes the line
+# for a link's tag (PeerLink.request), so a payload is encoded once.
+
+
+def peer_line(payload: bytes) -> Callable[[bytes], bytes]:
+    """The request line ``REQUEST <payload>`` for any tag."""
+    return lambda tag: request_line(REQUEST, payload, tag)
+
+
+def connect_payload(hello: Hello) -> bytes:
+    return f"CONNECT {hello.name} {hello.address} {hello.incarnation}".encode()
+
+
+def disconnect_payload(name: str) -> bytes:
+    return f"DISCONNECT {name}".encode()
+
+
+PEERS_PAYLOAD = b"PEERS"
+
+
+def filter_payload(push: FilterPush) -> bytes:
+    return b"FILTER " + push.name.encode() + b" " + push.data
+
+
+def lookup_payload(keys: Iterable[bytes]) -> bytes:
+    return b"LOOKUP " + keys_payload(keys)
+
+
+def delete_payload(request: StampedKeys) -> bytes:
+    return b"DELETE " + request.stamp.hex().encode() + b" " + keys_payload(request.keys)
+
+
+def invalidate_payload(items: KeyStamps) -> bytes:
+    return b"INVALIDATE " + b",".join(
+        encode_field(key) + b":" + item_stamp.hex().encode() for key, item_stamp in items)
+
+
+# -- the answers ---------------------------------------------------------------------
+
+
+def identity(hello: Hello) -> bytes:
+    """The payload that answers REQUEST CONNECT: who answered."""
+    return f"{hello.name} {hello.address} {hello.incarnation}".encode()
+
+
+def parse_identity(payload: bytes) -> Hello:
+    name, address, incarnation = payload.decode("ascii").split(" ")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"bad address {address!r}")
+    return Hello(name, address, int(incarnation))
+
+
+def found_payload(found: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The answer to REQUEST LOOKUP: ``key:value:stamp`` of (key, stored form) pairs."""
+    return b",".join(
+        encode_field(key) + b":"
+        + (encode_field(stored[HEADER_BYTES:]) if needs_escape(stored) else stored[HEADER_BYTES:])
+        + b":" + stored[:STAMP_BYTES].hex().encode()
+        for key, stored in found)
+
+
+def split_found(payload: bytes) -> dict[bytes, bytes]:
+    """Read a REQUEST LOOKUP answer into key -> stored form (stamp, flags, raw value)."""
+    found = {}
+    for item in payload.split(b",") if payload else ():
+        fields = item.split(b":")
+        if len(fields) != 3 or len(fields[2]) != STAMP_HEX:
+            raise ProtocolError(f"malformed LOOKUP reply item {show(item)}")
+        try:
+            item_stamp = bytes.fromhex(fields[2].decode("ascii"))
+        except ValueError:
+            item_stamp = b""
+        if len(item_stamp) != STAMP_HEX // 2:  # fromhex skips spaces: count the bytes
+            raise ProtocolError(f"malformed LOOKUP reply item {show(item)}")
+        value = fields[1]
+        if PERCENT in value or CR in value:
+            raw = decode_field(value)
+            flags = ESCAPE_FLAGS if encode_field(raw) != raw else PLAIN_FLAGS
+        else:
+            raw, flags = value, PLAIN_FLAGS
+        found[decode_field(fields[0])] = item_stamp + flags + raw
+    return found

@@ -1,0 +1,174 @@
+"""The ``olivia`` command: flags, config, logging, event loop, signals.
+
+Exit status: 0 after a clean shutdown, 2 for a configuration error, 1 for a
+runtime error such as a port already in use.  Errors print one line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from olivia import __version__
+from olivia.config import Config, ConfigError, load
+from olivia.server.lifecycle import NodeServer
+
+log = logging.getLogger("olivia")
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, as for every other configuration error (no usage dump).
+        self.exit(EXIT_CONFIG, f"olivia: {message} (see olivia --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="olivia",
+        description="Olivia: a distributed in-memory key/value daemon.",
+        epilog="Settings come from built-in defaults, then the config file, then these flags.",
+    )
+    parser.add_argument("--version", action="version", version=f"olivia {__version__}")
+    parser.add_argument("--config", metavar="PATH", type=Path,
+                        help="TOML config file (default: ./config.toml if present)")
+    parser.add_argument("--host", metavar="H", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", metavar="P", help="TCP port (default 5454; 0 picks a free one)")
+    parser.add_argument("--peers", metavar="H:P[,H:P...]", help="seed peers to join")
+    parser.add_argument("--name", metavar="NAME", help="node name (default HOST:PORT)")
+    parser.add_argument("--advertise", metavar="H:P",
+                        help="address peers dial back (default: the listen address)")
+    parser.add_argument("--log-level", metavar="LEVEL",
+                        help="debug, info, warning or error (default info)")
+    return parser
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags that were given, converted to the types the config expects
+    (an unconvertible value is passed on as is, for Config to reject)."""
+    flags: dict[str, Any] = {}
+    for name in ("host", "name", "advertise", "log_level"):
+        if getattr(args, name) is not None:
+            flags[name] = getattr(args, name)
+    if args.port is not None:
+        flags["port"] = int(args.port) if args.port.strip().isdigit() else args.port
+    if args.peers is not None:
+        flags["peers"] = [p.strip() for p in args.peers.split(",") if p.strip()]
+    return flags
+
+
+class _NodeNameFilter(logging.Filter):
+    """Stamps every record with the node name, known only once bound."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.node_name = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.node = self.node_name
+        return True
+
+
+def _configure_logging(config: Config) -> _NodeNameFilter:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s.%(msecs)03d %(levelname)s %(node)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    name_filter = _NodeNameFilter(config.name or f"{config.host}:{config.port}")
+    handler.addFilter(name_filter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    return name_filter
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+class _Signals:
+    """SIGTERM and SIGINT: the first asks for a graceful stop, a second one
+    (impatience, or a stuck drain) for an exit now."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+        self._loop = loop
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._received, signum)
+
+    def _received(self, signum: int) -> None:
+        if not self.stop.is_set():
+            log.info("%s received: shutting down", signal.Signals(signum).name)
+            self.stop.set()
+        else:
+            log.warning("%s received again: exiting now, without draining",
+                        signal.Signals(signum).name)
+            self.force.set()
+
+    def close(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._loop.remove_signal_handler(signum)
+
+
+async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
+    """Run a node until SIGTERM or SIGINT; return the exit status."""
+    node = NodeServer(config)
+    try:
+        host, port = await node.start()
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else (
+            exc.strerror or str(exc))
+        print(f"olivia: cannot listen on {config.host}:{config.port}: {reason}", file=sys.stderr)
+        return EXIT_RUNTIME
+    name_filter.node_name = node.name
+    signals = _Signals(asyncio.get_running_loop())
+    log.info("olivia %s listening on %s:%d as %s, advertising %s (event loop: %s, pid %d)",
+             __version__, host, port, node.name, node.advertise, node.event_loop_name,
+             os.getpid())
+    try:
+        await signals.stop.wait()
+        log.info("shutting down: %d client connections to drain", node.connections)
+        shutdown = asyncio.ensure_future(node.shutdown())
+        forced = asyncio.ensure_future(signals.force.wait())
+        await asyncio.wait((shutdown, forced), return_when=asyncio.FIRST_COMPLETED)
+        if not shutdown.done():
+            shutdown.cancel()
+            node.abort()
+            await asyncio.wait((shutdown,), timeout=1.0)
+            return EXIT_RUNTIME
+        forced.cancel()
+        shutdown.result()
+    finally:
+        signals.close()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load(args.config, _flag_overrides(args))
+    except ConfigError as exc:
+        print(f"olivia: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    name_filter = _configure_logging(config)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(serve(config, name_filter))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
+        return 0

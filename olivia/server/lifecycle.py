@@ -1,0 +1,130 @@
+"""One node, assembled: the one owner of every part's start and stop.
+
+:class:`NodeServer` builds the parts in dependency order (store, filter,
+keyspace, cluster, verbs, registry, front ends, listeners), starts them
+(:meth:`start`: bind first, so a port in use fails before anything runs),
+and shuts them down in order (:meth:`shutdown`): stop accepting, tell the
+peers we are leaving, let every connection finish what it received (up to
+``shutdown_timeout``), then stop the timers and tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from olivia import __version__
+from olivia.cluster.bloom import BloomFilter
+from olivia.cluster.cluster import Cluster
+from olivia.cluster.own_filter import OwnFilter
+from olivia.config import Config
+from olivia.core.clock import HybridClock
+from olivia.core.expiry import ExpiryTimer
+from olivia.core.keyspace import Keyspace
+from olivia.core.registry import Registry
+from olivia.core.store import Store
+from olivia.core.verbs import CoreVerbs, core_verbs
+from olivia.observe.info import InfoBoard
+from olivia.observe.stats import Stats
+from olivia.protocols.line.frontend import LineProtocol
+from olivia.protocols.line.replies import error_line
+from olivia.server.listener import Listener
+
+log = logging.getLogger(__name__)
+
+
+def _line_refusal(limit: int) -> bytes:
+    return error_line(f"max clients reached (limit {limit})")
+
+
+class NodeServer:
+    """One Olivia node: its data, its cluster, its ports."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.name = config.name or f"{config.host}:{config.port}"
+        self.stats = Stats(started_at=time.monotonic())
+        self.store = store if store is not None else Store()
+        self.bloom = BloomFilter(config.bloom_capacity, config.bloom_fp_rate)
+        self.own_filter = OwnFilter(self.bloom, self.store)
+        self.keyspace = Keyspace(self.store, HybridClock(self.name), config.max_reply_bytes)
+        self.expiry = ExpiryTimer(self.store)
+        self.keyspace.on_deadline = self.expiry.deadline_added
+        self.cluster = Cluster(config, self.keyspace, self.own_filter, self.stats)
+        self.info = InfoBoard()
+        self.registry = Registry(core_verbs(CoreVerbs(self.keyspace, self.info_fields))
+                                 + self.cluster.specs())
+        self.line = LineProtocol(self.registry, self.keyspace, self.stats,
+                                 config.max_line_bytes, config.max_peer_line_bytes)
+        self.listeners = [Listener("line protocol", config.host, config.port,
+                                   self.line.connection, _line_refusal, self.stats,
+                                   config.max_clients)]
+        self.event_loop_name = "none"
+        for source in (self._node_fields, self._store_fields, self.stats.info_fields,
+                       self.own_filter.info_fields, self.cluster.info_fields):
+            self.info.add(source)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> tuple[str, int]:
+        """Bind every port (OSError if one is taken), then start serving and
+        join the cluster; returns the line protocol's bound address."""
+        for listener in self.listeners:
+            await listener.start()
+        host, port = self.listeners[0].host, self.listeners[0].port
+        self.name = self.config.name or f"{host}:{port}"
+        advertise = self.config.advertise or f"{host}:{port}"
+        loop = asyncio.get_running_loop()
+        self.event_loop_name = type(loop).__module__.split(".")[0]
+        self.keyspace.start(loop, HybridClock(self.name), self.cluster)
+        self.own_filter.attach(loop)
+        self.expiry.start(loop)
+        self.cluster.start(self.name, advertise)
+        self.advertise = advertise
+        return host, port
+
+    @property
+    def connections(self) -> int:
+        return sum(len(listener.connections) for listener in self.listeners)
+
+    async def shutdown(self) -> None:
+        """Stop accepting, leave the cluster, drain, then stop everything."""
+        for listener in self.listeners:
+            listener.stop_accepting()
+        await self.cluster.stop()
+        await asyncio.gather(*(listener.drain(self.config.shutdown_timeout)
+                               for listener in self.listeners))
+        self.expiry.stop()
+        self.own_filter.attach(None)
+        self.keyspace.stop()
+
+    def abort(self) -> None:
+        """Drop every connection at once (a second signal: exit now)."""
+        for listener in self.listeners:
+            listener.stop_accepting()
+            for connection in list(listener.connections):
+                connection.abort()
+
+    # -- INFO -------------------------------------------------------------------------
+
+    def info_fields(self) -> list[tuple[str, str]]:
+        """The INFO fields, after evicting due keys (so ``keys`` counts live
+        keys only) and putting this turn's new keys in the filter."""
+        self.expiry.evict_due(limit=None)
+        self.own_filter.flush()
+        return self.info.fields()
+
+    def _node_fields(self) -> list[tuple[str, object]]:
+        return [
+            ("name", self.name),
+            ("version", __version__),
+            ("uptime_s", int(time.monotonic() - self.stats.started_at)),
+            ("pid", os.getpid()),
+            ("event_loop", self.event_loop_name),
+            ("max_line_bytes", self.config.max_line_bytes),
+        ]
+
+    def _store_fields(self) -> list[tuple[str, object]]:
+        return [("keys", len(self.store)), ("expired_keys", self.store.expired_count)]

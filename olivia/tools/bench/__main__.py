@@ -1,0 +1,5 @@
+import sys
+
+from olivia.tools.bench.main import main
+
+sys.exit(main())

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, Pending
+from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, FrameByFrame, Pending
 from olivia.protocols.line.framing import LineFramer
-from olivia.server.connection import MAX_QUEUED_REPLIES, ConnectionState, Phase
+from olivia.server.connection import MAX_QUEUED_REPLIES, REPLY_BUDGET, ConnectionState, Phase
 
 
-class FakeFront:
+class FakeFront(FrameByFrame):
     """Frames are lines: ``r:x`` a read answered ``x``, ``w:x`` a write,
     ``pr:n`` / ``pw:n`` a read / write that waits on future n, ``q`` QUIT,
     an empty line no reply."""
@@ -23,7 +23,6 @@ class FakeFront:
         self.framer = LineFramer(20)
         self.futures: dict[bytes, asyncio.Future[bytes]] = {}
         self.executed: list[bytes] = []
-        self.batches: list[int] = []
         self._loop = loop
 
     def execute(self, frame: bytes, reads_only: bool) -> Any:
@@ -40,15 +39,24 @@ class FakeFront:
             return Pending(future, lambda f: f.result(), kind == b"pw")
         return arg + b"\n"
 
-    def end_batch(self, executed: int) -> None:
-        self.batches.append(executed)
-
     def overflow_reply(self) -> bytes:
         return b"too long\n"
 
 
 def phase(state: ConnectionState) -> Phase:
     return state.phase  # a call, so that the type checker does not narrow it
+
+
+def pump(state: ConnectionState) -> bytes:
+    """What the transport does: step while another round may run (and the
+    client reads), collecting what it would write."""
+    out = []
+    more = True
+    while more:
+        data, more = state.step()
+        out.append(data)
+        more = more and not state.write_paused
+    return b"".join(out)
 
 
 def queued(state: ConnectionState) -> bool:
@@ -66,45 +74,45 @@ def resolve(state: ConnectionState, front: FakeFront, watched: list[Pending],
     front.futures[name].set_result(reply)
     for pending in watched:
         if pending.future is front.futures[name]:
-            state.pending_done(pending)
+            state.pending_done(pending.is_write)
 
 
 @pytest.mark.asyncio
 async def test_replies_come_in_request_order_behind_a_pending_one() -> None:
     state, front, watched = make()
     state.receive_data(b"r:a\npr:1\nr:b\n\nr:c\n")
-    assert state.step() == b"a\n"  # b and c wait behind the pending reply
+    assert pump(state) == b"a\n"  # b and c wait behind the pending reply
     assert front.executed == [b"r:a", b"pr:1", b"r:b", b"", b"r:c"]  # reads ran meanwhile
     assert len(watched) == 1 and queued(state)
     resolve(state, front, watched, b"1", b"one\n")
-    assert state.step() == b"one\nb\nc\n"
-    assert not queued(state) and front.batches == [5]
+    assert pump(state) == b"one\nb\nc\n"
+    assert not queued(state)
 
 
 @pytest.mark.asyncio
 async def test_a_write_never_overtakes_a_pending_reply_nor_anything_a_pending_write() -> None:
     state, front, watched = make()
     state.receive_data(b"pr:1\nw:x\nr:y\n")
-    assert state.step() == b""
+    assert pump(state) == b""
     assert front.executed == [b"pr:1"]  # the write waits, and the read behind it too
     assert not state.wants_reading  # frames wait to run: read nothing more
     resolve(state, front, watched, b"1", b"one\n")
-    assert state.step() == b"one\nx\ny\n"
+    assert pump(state) == b"one\nx\ny\n"
     state.receive_data(b"pw:2\nr:z\n")
-    assert state.step() == b""
+    assert pump(state) == b""
     assert front.executed[-1] == b"pw:2"  # a read must not overtake a pending write
     resolve(state, front, watched, b"2", b"two\n")
-    assert state.step() == b"two\nz\n"
+    assert pump(state) == b"two\nz\n"
 
 
 @pytest.mark.asyncio
 async def test_quit_is_the_last_reply_and_later_frames_are_dropped() -> None:
     state, front, _ = make()
     state.receive_data(b"r:a\nq\nr:never\n")
-    assert state.step() == b"a\nbye\n"
+    assert pump(state) == b"a\nbye\n"
     assert phase(state) is Phase.DONE and b"r:never" not in front.executed
     state.receive_data(b"r:after\n")
-    assert state.step() == b"" and b"r:after" not in front.executed
+    assert pump(state) == b"" and b"r:after" not in front.executed
 
 
 @pytest.mark.asyncio
@@ -112,40 +120,40 @@ async def test_eof_answers_what_was_sent_then_finishes() -> None:
     state, front, watched = make()
     state.receive_data(b"pr:1\nr:b\n")
     state.receive_eof()
-    assert state.step() == b"" and phase(state) is Phase.DRAINING
+    assert pump(state) == b"" and phase(state) is Phase.DRAINING
     resolve(state, front, watched, b"1", b"one\n")
-    assert state.step() == b"one\nb\n" and phase(state) is Phase.DONE
+    assert pump(state) == b"one\nb\n" and phase(state) is Phase.DONE
 
 
 @pytest.mark.asyncio
 async def test_an_oversized_frame_gets_its_reply_and_stops_the_connection() -> None:
     state, _, _ = make()
     state.receive_data(b"r:ok\n" + b"x" * 30)
-    assert state.step() == b"ok\ntoo long\n"
+    assert pump(state) == b"ok\ntoo long\n"
     assert phase(state) is Phase.DONE
 
 
 @pytest.mark.asyncio
 async def test_a_client_that_does_not_read_is_not_read_from() -> None:
     state, front, _ = make()
-    state.write_paused = True
+    state.pause_writing(True)
     state.receive_data(b"r:a\nr:b\n")
-    assert state.step() == b"" and not state.wants_reading and front.executed == []
-    state.write_paused = False
-    assert state.step() == b"a\nb\n" and state.wants_reading
+    assert pump(state) == b"" and not state.wants_reading and front.executed == []
+    state.pause_writing(False)
+    assert pump(state) == b"a\nb\n" and state.wants_reading
 
 
 @pytest.mark.asyncio
 async def test_the_reply_queue_is_bounded() -> None:
     state, front, watched = make()
     state.receive_data(b"pr:1\n" + b"r:x\n" * MAX_QUEUED_REPLIES)
-    state.step()  # one step runs up to REPLY_BUDGET bytes of replies
+    pump(state)  # one step runs up to REPLY_BUDGET bytes of replies
     assert not state.wants_reading  # then nothing more is read...
     state.receive_data(b"r:later\n")
-    state.step()
+    pump(state)
     assert b"r:later" not in front.executed  # ...or executed, until the queue drains
     resolve(state, front, watched, b"1", b"one\n")
-    assert state.step().count(b"\n") == MAX_QUEUED_REPLIES + 2
+    assert pump(state).count(b"\n") == MAX_QUEUED_REPLIES + 2
     assert front.executed[-1] == b"r:later" and state.wants_reading
 
 
@@ -153,8 +161,25 @@ async def test_the_reply_queue_is_bounded() -> None:
 async def test_abandoning_returns_the_pending_replies() -> None:
     state, _, _ = make()
     state.receive_data(b"pr:1\npr:2\n")
-    state.step()
+    pump(state)
     pending = state.abandon()
     assert len(pending) == 2 and phase(state) is Phase.DONE
     for reply in pending:
         reply.future.cancel()
+
+
+@pytest.mark.asyncio
+async def test_one_step_makes_at_most_a_budget_of_replies() -> None:
+    state, front, _ = make()
+    reply = b"r:" + b"x" * 16  # 17-byte replies, LF included
+    state.receive_data((reply + b"\n") * 10)
+    front.framer.max_line_bytes = 1 << 20
+    state.receive_data((reply + b"\n") * (REPLY_BUDGET // 17 + 100))
+    data, more = state.step()
+    assert REPLY_BUDGET <= len(data) < REPLY_BUDGET + 17 and more
+    state.pause_writing(True)  # the transport's buffer filled up: no more rounds
+    assert not state.wants_reading
+    data, more = state.step()
+    assert data == b"" and not more
+    state.pause_writing(False)
+    assert len(pump(state)) > 0 and state.wants_reading

@@ -68,6 +68,10 @@ class Cluster:
         self.incarnation = time.time_ns()
         #: The peers known in any state; its truthiness is checked on every write.
         self.known = self.membership.peers
+        # What the core asks on every miss, bound straight to the part that
+        # answers (these shadow the methods below, which say what they are).
+        self.has_alive_peer = self.table.has_alive_peer  # type: ignore[method-assign]
+        self.lookup = self.router.lookup  # type: ignore[method-assign]
 
     def specs(self) -> list[VerbSpec[Any]]:
         """The peer dialect's registry entries."""

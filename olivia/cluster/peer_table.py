@@ -30,6 +30,7 @@ class _NoFilter:
 
 
 NO_FILTER = _NoFilter()
+_ALIVE = PeerState.ALIVE
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -63,8 +64,13 @@ class PeerTable:
         return bool(self.membership.peers)
 
     def has_alive_peer(self) -> bool:
-        """Any peer alive (asked on every local miss, so no list is built)."""
-        return any(p.state is PeerState.ALIVE for p in self.membership.peers.values())
+        """Any peer alive (asked on every local miss, so no list is built, and
+        ALIVE is a module constant: an Enum member read from its class costs
+        ~100 ns on CPython 3.11)."""
+        for peer in self.membership.peers.values():  # noqa: SIM110 (a loop is faster than any())
+            if peer.state is _ALIVE:
+                return True
+        return False
 
     def alive_count(self) -> int:
         return len(self.membership.alive())

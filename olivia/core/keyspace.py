@@ -15,10 +15,10 @@ batch, not one each.  The front end calls :meth:`end_batch` after each batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence, Sized
 from typing import Any
 
-from olivia.core.clock import HybridClock
+from olivia.core.clock import STAMP_BYTES, HybridClock
 from olivia.core.errors import ReplyTooLargeError
 from olivia.core.peers import NoPeers, Peers, RemoteFound
 from olivia.core.requests import Keys, Pairs, TtlItems
@@ -39,21 +39,30 @@ class Keyspace:
         self.peers: Peers = NoPeers()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._batch_stamp: bytes | None = None
+        self._batch_header: bytes | None = None  # the stamp and plain flags, for set_plain
+        self._known: Sized = ()  # the peers' table: truthy when any is known
         self.on_deadline: Callable[[], None] | None = None
         """Called after a write with a TTL (the expiry timer may need to move)."""
-        # Bound once: the fast path calls it for nearly every request.
+        # Bound once: the fast path calls them for nearly every request.
         self.get_stored = store.get
+        self._set_many = store.set_many
 
     def start(self, loop: asyncio.AbstractEventLoop, clock: HybridClock, peers: Peers) -> None:
         """Serve on ``loop`` under ``clock`` (the node's name is known now), with ``peers``."""
         self._loop = loop
         self.clock = clock
         self.peers = peers
-        self._batch_stamp = None
+        self._known = peers.known
+        self.end_batch()
 
     def stop(self) -> None:
         self.peers = NoPeers()
+        self._known = ()
         self._loop = None
+
+    def new_future(self) -> asyncio.Future[Any]:
+        assert self._loop is not None, "peers are asked only while serving"
+        return self._loop.create_future()
 
     # -- stamps ------------------------------------------------------------------
 
@@ -62,32 +71,37 @@ class Keyspace:
         stamp = self._batch_stamp
         if stamp is None:
             stamp = self._batch_stamp = self.clock.now()
+            self._batch_header = plain_header(stamp)
         return stamp
 
     def end_batch(self) -> None:
-        self._batch_stamp = None
+        self._batch_stamp = self._batch_header = None
 
     def observe(self, stamp: bytes) -> None:
         """A peer's stamp: later writes here must be newer (and the batch's
         stamp, issued before, no longer is)."""
         self.clock.observe(stamp)
-        self._batch_stamp = None
+        self._batch_stamp = self._batch_header = None
 
     # -- writes ------------------------------------------------------------------
 
     def set_plain(self, pairs: Sequence[Sequence[bytes]]) -> None:
         """Store (key, value) pairs whose values hold no byte a text front end
         escapes (the caller checked); clears their TTLs; tells the peers."""
-        stamp = self._batch_stamp or self.stamp()
-        self.store.set_many(pairs, plain_header(stamp))
-        if self.peers.known:
-            self.peers.announce([pair[0] for pair in pairs], stamp)
+        header = self._batch_header
+        if header is None:  # the first write of the batch
+            self.stamp()
+            header = self._batch_header
+            assert header is not None
+        self._set_many(pairs, header)
+        if self._known:
+            self.peers.announce([pair[0] for pair in pairs], header[:STAMP_BYTES])
 
     def set_pairs(self, pairs: Pairs) -> None:
         """Store any (key, value) pairs; clears their TTLs; tells the peers."""
         stamp = self.stamp()
         self.store.set_many([(key, pack(stamp, value)) for key, value in pairs])
-        if self.peers.known:
+        if self._known:
             self.peers.announce([key for key, _ in pairs], stamp)
 
     def set_with_ttl(self, items: TtlItems) -> None:
@@ -96,7 +110,7 @@ class Keyspace:
         set_with_ttl = self.store.set_with_ttl
         for item in items:
             set_with_ttl(item.key, pack(stamp, item.value), item.ttl)
-        if self.peers.known:
+        if self._known:
             self.peers.announce([item.key for item in items], stamp)
         if self.on_deadline is not None:
             self.on_deadline()
@@ -108,7 +122,7 @@ class Keyspace:
         delete = self.store.delete
         deleted = {key for key in keys if delete(key)}
         peers = self.peers
-        if peers.known:
+        if self._known:
             peers.announce(keys, stamp)
         misses = [key for key in dict.fromkeys(keys) if key not in deleted]
         if not misses or not peers.has_alive_peer():
@@ -141,23 +155,25 @@ class Keyspace:
                 misses.append(key)
             else:
                 found[key] = stored
-        if not misses or not self.peers.has_alive_peer():
+        if not misses:
             return found
-        return self._read_remote(found, misses)
-
-    def _read_remote(self, found: StoredFound, misses: list[bytes]
-                     ) -> StoredFound | Awaitable[StoredFound]:
-        assert self._loop is not None, "peers are asked only while serving"
-        future: asyncio.Future[StoredFound] = self._loop.create_future()
+        future: asyncio.Future[StoredFound] | None = None
 
         def answered(remote: RemoteFound) -> None:
-            if not future.done():  # else the client went away and it was cancelled
+            if future is not None and not future.done():  # else the client went away
                 found.update(remote)
                 future.set_result(found)
 
-        if not self.peers.lookup(misses, answered):
-            return found  # no filter matches: nobody to ask
+        if not self.read_remote(misses, answered):
+            return found  # nobody may hold them
+        future = self.new_future()
         return future
+
+    def read_remote(self, keys: Collection[bytes], done: Callable[[RemoteFound], None]) -> bool:
+        """Ask the peers whose filters may hold ``keys`` (missed here); False if
+        none may, else ``done`` is called once, later, with what they found."""
+        peers = self.peers
+        return peers.has_alive_peer() and peers.lookup(keys, done)
 
     def local(self, keys: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
         """(key, stored form) of the keys held here: what a peer's lookup gets."""

@@ -67,8 +67,40 @@ class FrontEnd(Protocol):
     def execute(self, frame: Any, reads_only: bool) -> Any:
         """The reply to ``frame``: bytes, NO_REPLY, a Pending, a Final, or BLOCKED."""
 
-    def end_batch(self, executed: int) -> None:
-        """``executed`` frames ran in one go (their writes shared one stamp)."""
+    def run(self, frames: list[Any], index: int, budget: int, reads_only: bool,
+            out: Callable[[bytes], object]) -> tuple[int, int, Any]:
+        """Execute ``frames`` from ``index`` while the replies are plain bytes,
+        passing each to ``out``, until ``budget`` bytes of replies or the end;
+        stop at the first other reply.  Returns (the next frame's index, the
+        budget left, that other reply or None).  A BLOCKED frame is not
+        consumed; any other is.
+
+        One call is one batch: nothing else runs between its frames, so
+        their writes share one version stamp (olivia.core.keyspace).  It is
+        the server's hot loop: a front end runs it itself, so that a request
+        costs one call into the front end's handler, not two.
+        """
 
     def overflow_reply(self) -> bytes:
         """The reply sent before hanging up on a frame over the size limit."""
+
+
+class FrameByFrame:
+    """``run`` over ``execute``, for front ends with no hot loop of their own
+    (and no batch stamps to drop)."""
+
+    def execute(self, frame: Any, reads_only: bool) -> Any:
+        raise NotImplementedError
+
+    def run(self, frames: list[Any], index: int, budget: int, reads_only: bool,
+            out: Callable[[bytes], object]) -> tuple[int, int, Any]:
+        end = len(frames)
+        while index < end and budget > 0:
+            reply = self.execute(frames[index], reads_only)
+            if type(reply) is not bytes:
+                return (index if reply is BLOCKED else index + 1), budget, reply
+            index += 1
+            if reply:
+                out(reply)
+                budget -= len(reply)
+        return index, budget, None

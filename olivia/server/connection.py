@@ -51,29 +51,41 @@ class Phase(enum.Enum):
     DONE = "done"
 
 
+# The phases as module constants, compared by identity: on CPython 3.11 an
+# Enum member read from its class (Phase.OPEN) costs ~100 ns, and Enum's
+# __hash__ is Python code, both too slow for every read from a client.
+OPEN, DRAINING, STOPPING, DONE = Phase.OPEN, Phase.DRAINING, Phase.STOPPING, Phase.DONE
+_NO_FRAMES: list[Any] = []  # shared, never changed: the empty backlog
+
+
 class ConnectionState:
     """The state of one connection; ``watch`` is told of each pending reply
     (the transport calls :meth:`pending_done` when it resolves)."""
 
     def __init__(self, front: FrontEnd, watch: Callable[[Pending], None]) -> None:
         self.front = front
-        self._execute = front.execute
+        self._run = front.run
+        self._framer = front.framer
+        self._feed = front.framer.feed
         self._watch = watch
-        self._frames: list[Any] = []  # received, not yet executed, from _next on
+        self._frames: list[Any] = _NO_FRAMES  # received, not yet executed, from _next on
         self._next = 0
         self._queue: deque[bytes | Pending] = deque()  # replies behind a pending one
         self._pending = 0  # replies waiting on peers
         self._pending_writes = 0  # of which writes
         self._blocked = False  # the next frame waits for those replies
-        self.write_paused = False  # the client does not read its replies
-        self.phase = Phase.OPEN
+        self.write_paused = False  # the client does not read its replies (pause_writing)
+        self.phase = OPEN
+        #: Whether the transport should read from the client now (kept up to
+        #: date by every change below, so it is an attribute, not a call).
+        self.wants_reading = True
 
     # -- what happens to the connection ------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        if self.phase is not Phase.OPEN:
+        if self.phase is not OPEN:
             return  # discarded: nothing more will be executed
-        frames = self.front.framer.feed(data)
+        frames = self._feed(data)
         if self._next < len(self._frames):
             self._frames = self._frames[self._next:] + frames
             self._next = 0
@@ -83,101 +95,109 @@ class ConnectionState:
     def receive_eof(self) -> None:
         """The client sent all it will send (a half-closed client still gets
         the replies to what it sent)."""
-        if self.phase is Phase.OPEN:
-            self.phase = Phase.DRAINING
+        if self.phase is OPEN:
+            self.phase = DRAINING
 
     def shutdown(self) -> None:
         """Read nothing more; finish what was received."""
         self.receive_eof()
 
-    def pending_done(self, pending: Pending) -> None:
+    def pause_writing(self, paused: bool) -> None:
+        """The transport's buffer is full (the client does not read), or drained."""
+        self.write_paused = paused
+        self.wants_reading = not (paused or self._next < len(self._frames)
+                                  or len(self._queue) >= MAX_QUEUED_REPLIES)
+
+    def pending_done(self, was_write: bool) -> None:
+        """A pending reply (a write, or not) has resolved."""
         self._pending -= 1
-        self._pending_writes -= pending.is_write
+        self._pending_writes -= was_write
         self._blocked = False
 
     def abandon(self) -> list[Pending]:
         """The connection is gone: the pending replies nobody will read."""
         pending = [reply for reply in self._queue if isinstance(reply, Pending)]
         self._queue.clear()
-        self._frames, self._next = [], 0
-        self.phase = Phase.DONE
+        self._frames, self._next = _NO_FRAMES, 0
+        self.phase = DONE
         return pending
 
     # -- what the transport asks ---------------------------------------------------
 
     @property
-    def wants_reading(self) -> bool:
-        return not (self.write_paused or self._next < len(self._frames)
-                    or len(self._queue) >= MAX_QUEUED_REPLIES)
-
-    @property
     def has_queue(self) -> bool:
-        """Replies wait behind a pending one (the transport then re-checks reading)."""
+        """Replies wait behind a pending one."""
         return bool(self._queue)
 
-    def step(self) -> bytes:
-        """Execute received frames while allowed; the bytes to write now."""
-        out: list[bytes] = []
-        self._flush(out)  # replies that resolved since: they may free the queue
-        while self._next < len(self._frames) and self._may_execute():
-            self._execute_some(out)
-        if self._next >= len(self._frames):
-            self._frames, self._next = [], 0
-            if self.front.framer.overflowed and self.phase in (Phase.OPEN, Phase.DRAINING):
-                self._queue.append(self.front.overflow_reply())
-                self.phase = Phase.STOPPING
-        elif self.phase is Phase.STOPPING:
-            self._frames, self._next = [], 0
-        self._flush(out)
-        if not self._queue and (self.phase is Phase.STOPPING or (
-                self.phase is Phase.DRAINING and self._next >= len(self._frames))):
-            self.phase = Phase.DONE
-        return b"".join(out) if len(out) != 1 else out[0]
+    def step(self) -> tuple[bytes, bool]:
+        """One round: execute received frames up to REPLY_BUDGET bytes of
+        replies.  Returns the bytes to write now, and whether another round
+        could run at once (the transport writes first, so that a client that
+        does not read pauses us before the next round).
 
-    def _may_execute(self) -> bool:
-        return (self.phase in (Phase.OPEN, Phase.DRAINING) and not self.write_paused
-                and not self._blocked and len(self._queue) < MAX_QUEUED_REPLIES)
-
-    def _execute_some(self, out: list[bytes]) -> None:
-        """Execute frames until REPLY_BUDGET bytes of replies, a pending reply
-        that holds the rest, or the end of the backlog.
-
-        The hot loop of the server: kept flat, one front-end call a frame.
+        The server's path for every read from a client, so written out flat:
+        one call here and one into the front end per round.
         """
+        out: list[bytes] = []
         queue = self._queue
-        # Replies go out at once until one has to wait; from then on, and
-        # when something already waits, to the queue behind it.
-        append = queue.append if queue else out.append
-        execute = self._execute
-        frames, index, end = self._frames, self._next, len(self._frames)
-        budget = REPLY_BUDGET
-        start = index
-        while index < end and budget > 0:
+        if queue:
+            self._flush(out)  # replies that resolved since: they may free the queue
+        frames = self._frames
+        index = self._next
+        end = len(frames)
+        phase = self.phase
+        if (index < end and (phase is OPEN or phase is DRAINING) and not self.write_paused
+                and not self._blocked and len(queue) < MAX_QUEUED_REPLIES):
             if self._pending_writes:
                 self._blocked = True  # nothing may overtake a pending write
-                break
-            reply = execute(frames[index], self._pending > 0)
-            if type(reply) is bytes:  # the usual case (b"": an empty line, no reply)
-                index += 1
-                if reply:
-                    append(reply)
-                    budget -= len(reply)
-                continue
-            if reply is BLOCKED:
-                self._blocked = True
-                break
-            index += 1
-            if type(reply) is Final:
-                append(bytes(reply))
-                self.phase = Phase.STOPPING
-                break
-            self._pending += 1
-            self._pending_writes += reply.is_write
-            self._watch(reply)
-            queue.append(reply)
-            append = queue.append
-        self.front.end_batch(index - start)
-        self._next = index
+            else:
+                # Replies go out at once until one has to wait; from then on,
+                # and when something already waits, to the queue behind it.
+                append = queue.append if queue else out.append
+                reads_only = self._pending > 0
+                budget = REPLY_BUDGET
+                while index < end and budget > 0:
+                    # The front end runs the frames whose replies are ready
+                    # bytes; it stops at the first reply that is anything else.
+                    index, budget, reply = self._run(frames, index, budget, reads_only, append)
+                    if reply is None:
+                        break
+                    if reply is BLOCKED:
+                        self._blocked = True
+                        break
+                    if type(reply) is Final:
+                        append(bytes(reply))
+                        self.phase = STOPPING
+                        break
+                    self._pending += 1
+                    self._watch(reply)
+                    queue.append(reply)
+                    append = queue.append
+                    reads_only = True
+                    if reply.is_write:
+                        self._pending_writes += 1
+                        self._blocked = True  # nothing may overtake a pending write
+                        break
+                self._next = index
+        more = index < end
+        if not more:
+            if frames:
+                self._frames, self._next = _NO_FRAMES, 0
+            if self._framer.overflowed and self.phase in (OPEN, DRAINING):
+                queue.append(self.front.overflow_reply())
+                self.phase = STOPPING
+        elif self.phase is STOPPING:
+            self._frames, self._next = _NO_FRAMES, 0
+            more = False
+        if queue:
+            self._flush(out)
+        if self.phase is not OPEN and not queue and (self.phase is STOPPING or (
+                self.phase is DRAINING and not more)):
+            self.phase = DONE
+        full = len(queue) >= MAX_QUEUED_REPLIES
+        self.wants_reading = not (self.write_paused or more or full)
+        return (b"".join(out) if len(out) != 1 else out[0]), (
+            more and not self._blocked and not self.write_paused and not full)
 
     def _flush(self, out: list[bytes]) -> None:
         """Move the queued replies that are ready, in order, to ``out``."""

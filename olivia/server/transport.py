@@ -15,7 +15,7 @@ import asyncio
 from typing import Protocol, cast
 
 from olivia.protocols.frontend import FrontEnd, Pending
-from olivia.server.connection import ConnectionState, Phase
+from olivia.server.connection import DONE, ConnectionState
 
 # How long a finished connection waits for the client's EOF before closing.
 LINGER_SECONDS = 1.0
@@ -85,12 +85,12 @@ class Transport(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.state is not None:
-            self.state.write_paused = True
+            self.state.pause_writing(True)
             self._update_reading()
 
     def resume_writing(self) -> None:
         if self.state is not None:
-            self.state.write_paused = False
+            self.state.pause_writing(False)
             self._pump()
 
     # -- moving bytes -----------------------------------------------------------
@@ -99,22 +99,31 @@ class Transport(asyncio.Protocol):
         transport, state = self._transport, self.state
         if transport is None or state is None:
             return
-        data = state.step()
-        if data and not transport.is_closing():
-            transport.write(data)
-        if state.phase is Phase.DONE:
+        more = True
+        while more:
+            data, more = state.step()
+            if data:
+                transport.write(data)  # may pause us (pause_writing) before the next round
+                more = more and not state.write_paused
+        if state.phase is DONE:
             self._finish(transport)
-        elif self._reading_paused or state.write_paused or state.has_queue \
-                or not state.wants_reading:
+        elif self._reading_paused or not state.wants_reading:
             self._update_reading()
 
     def _watch(self, pending: Pending) -> None:
-        pending.future.add_done_callback(lambda _: self._resolved(pending))
+        pending.future.add_done_callback(self._write_resolved if pending.is_write
+                                         else self._read_resolved)
 
-    def _resolved(self, pending: Pending) -> None:
+    def _read_resolved(self, _: object) -> None:
+        self._resolved(False)
+
+    def _write_resolved(self, _: object) -> None:
+        self._resolved(True)
+
+    def _resolved(self, was_write: bool) -> None:
         if self.state is None or self._transport is None:
             return
-        self.state.pending_done(pending)
+        self.state.pending_done(was_write)
         if not self._step_scheduled:
             self._step_scheduled = True
             asyncio.get_running_loop().call_soon(self._step_again)

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
-from olivia.core.keyspace import Keyspace
+from olivia.core.clock import STAMP_BYTES
+from olivia.core.errors import ProtocolError
+from olivia.core.keyspace import Keyspace, raise_if_too_large
+from olivia.core.peers import RemoteFound
 from olivia.core.requests import MAX_KEY_BYTES
 from olivia.core.values import HEADER_BYTES, needs_escape
 from olivia.protocols.frontend import Pending
 from olivia.protocols.line.escaping import COLON, COMMA, CR, PERCENT, encode_field
+from olivia.protocols.line.replies import error_line
 
 _GOT_NONE = b":GOT\n"
 
@@ -60,10 +63,10 @@ class FastPath:
     """The handlers the line front end tries first, by exact verb bytes."""
 
     def __init__(self, keyspace: Keyspace,
-                 remote_finish: Callable[[bytes], Callable[[asyncio.Future[Any]], bytes]]
-                 ) -> None:
+                 pending_reply: Callable[[asyncio.Future[bytes]], bytes]) -> None:
         self._keyspace = keyspace
-        self._remote_finish = remote_finish
+        self._pending_reply = pending_reply
+        self._limit = keyspace.max_reply_bytes
         self._set_plain = keyspace.set_plain
         self._get_stored = keyspace.get_stored
         self.handlers: dict[bytes, Callable[[bytes], bytes | Pending | None]] = {
@@ -85,15 +88,14 @@ class FastPath:
         if keys is None:
             return None
         get = self._get_stored
-        limit = self._keyspace.max_reply_bytes
         if len(keys) == 1:  # the hot path: kept flat
             stored = get(args)
             if stored is None:
-                return self._miss(args)
+                return self._miss(args, keys)
             value = stored[HEADER_BYTES:]
-            if len(value) > limit:
+            if len(value) > self._limit:
                 return None  # the general path words the error
-            if needs_escape(stored):
+            if stored[STAMP_BYTES]:  # the flag byte: the value needs escaping
                 value = encode_field(value)
             return b"".join((b":GOT ", args, b":", value, b"\n"))
         found = []
@@ -107,14 +109,32 @@ class FastPath:
             value = stored[HEADER_BYTES:]
             size += len(value)
             found.append(key + b":" + (encode_field(value) if needs_escape(stored) else value))
-        if size > limit:
+        if size > self._limit:
             return None
         return b":GOT " + b",".join(found) + b"\n" if found else _GOT_NONE
 
-    def _miss(self, key: bytes) -> bytes | Pending:
-        """A one-key GET that missed locally: the keyspace asks the peers."""
-        found = self._keyspace.read((key,))
-        if isinstance(found, dict):
-            return _GOT_NONE  # no peer may hold it
-        assert isinstance(found, asyncio.Future)
-        return Pending(found, self._remote_finish(key), False)
+    def _miss(self, key: bytes, keys: list[bytes]) -> bytes | Pending:
+        """A one-key GET that missed here: the keyspace asks the peers that may
+        hold it, and their answer becomes the reply as soon as it comes."""
+        future: asyncio.Future[bytes] | None = None
+
+        def answered(found: RemoteFound) -> None:
+            if future is not None and not future.done():  # else the client went away
+                future.set_result(self._got_one(key, found.get(key)))
+
+        if not self._keyspace.read_remote(keys, answered):
+            return _GOT_NONE
+        future = self._keyspace.new_future()
+        return Pending(future, self._pending_reply, False)
+
+    def _got_one(self, key: bytes, stored: bytes | None) -> bytes:
+        if stored is None:
+            return _GOT_NONE
+        value = stored[HEADER_BYTES:]
+        try:
+            raise_if_too_large(len(value), self._limit, "GET")
+        except ProtocolError as exc:
+            return error_line(exc.message)
+        if stored[STAMP_BYTES]:
+            value = encode_field(value)
+        return b"".join((b":GOT ", key, b":", value, b"\n"))

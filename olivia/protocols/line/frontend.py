@@ -15,13 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from olivia.core.errors import ErrorCode, InternalError, ProtocolError
-from olivia.core.keyspace import Keyspace, raise_if_too_large
+from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
 from olivia.core.requests import Admitted, Bye, Request
-from olivia.core.values import HEADER_BYTES, needs_escape
 from olivia.observe.stats import Stats
 from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, Pending
-from olivia.protocols.line.escaping import encode_field
 from olivia.protocols.line.fastpath import FastPath
 from olivia.protocols.line.framing import LineFramer
 from olivia.protocols.line.parser import LineParser
@@ -43,30 +41,19 @@ class LineProtocol:
         self.stats = stats
         self.max_line_bytes = max_line_bytes
         self.max_peer_line_bytes = max_peer_line_bytes
-        fast = FastPath(keyspace, self.remote_get_finish)
+        fast = FastPath(keyspace, pending_bytes)
         self.fast_handlers = fast.handlers if fast_path else {}
 
     def connection(self, peer: str = "?") -> LineFrontEnd:
         return LineFrontEnd(self, peer)
 
-    def remote_get_finish(self, key: bytes) -> Callable[[asyncio.Future[Any]], bytes]:
-        """How the fast path's one-key GET that asked the peers is answered."""
-        limit = self.keyspace.max_reply_bytes
 
-        def finish(future: asyncio.Future[Any]) -> bytes:
-            try:
-                stored = result_of(future).get(key)
-                if stored is None:
-                    return b":GOT\n"
-                value = stored[HEADER_BYTES:]
-                raise_if_too_large(len(value), limit, "GET")
-            except ProtocolError as exc:
-                return error_line(exc.message, exc.tag)
-            if needs_escape(stored):
-                value = encode_field(value)
-            return b"".join((b":GOT ", key, b":", value, b"\n"))
-
-        return finish
+def pending_bytes(future: asyncio.Future[bytes]) -> bytes:
+    """The reply of a pending reply whose future holds the reply itself."""
+    try:
+        return result_of(future)  # type: ignore[no-any-return]
+    except ProtocolError as exc:
+        return error_line(exc.message, exc.tag)
 
 
 def result_of(future: asyncio.Future[Any]) -> Any:
@@ -89,25 +76,60 @@ class LineFrontEnd:
     def __init__(self, protocol: LineProtocol, peer: str) -> None:
         self._protocol = protocol
         self._parse = protocol.parser.parse
-        self._fast = protocol.fast_handlers
+        self._fast_get = protocol.fast_handlers.get
         self._keyspace = protocol.keyspace
+        self._stats = protocol.stats
         self.framer = LineFramer(protocol.max_line_bytes)
         self.peer = peer  # host:port of the other end, for logs
         self.peer_name: str | None = None  # set once the other end is a node
 
     def execute(self, line: bytes, reads_only: bool) -> Any:
-        verb, _, args = line.partition(b" ")
-        fast = self._fast.get(verb)
-        if fast is not None and (verb == b"GET" or not reads_only):
-            try:
-                reply = fast(args)
-            except ProtocolError as exc:
-                return error_line(exc.message)
-            except Exception as exc:
-                return self._internal_error(line, exc, b"")
-            if reply is not None:
-                return reply
-        return self._general(line, reads_only)
+        """The reply to one line (see run for many)."""
+        replies: list[bytes] = []
+        _, _, reply = self.run([line], 0, 1, reads_only, replies.append)
+        if reply is not None:
+            return reply
+        return replies[0] if replies else NO_REPLY
+
+    def run(self, lines: list[bytes], index: int, budget: int, reads_only: bool,
+            out: Callable[[bytes], object]) -> tuple[int, int, Any]:
+        """The server's hot loop (olivia.protocols.frontend.FrontEnd.run): kept
+        flat, because nearly every request is one turn of it.  A line goes to
+        the fast path if its verb has a handler there (only GET's may run
+        while earlier replies wait), else, or if the fast path declines it,
+        to the general path."""
+        fast_get = self._fast_get
+        end = len(lines)
+        start = index
+        while index < end and budget > 0:
+            line = lines[index]
+            verb, _, args = line.partition(b" ")
+            handler = fast_get(verb)
+            reply = None
+            if handler is not None and (not reads_only or verb == b"GET"):
+                try:
+                    reply = handler(args)
+                except ProtocolError as exc:
+                    reply = error_line(exc.message)
+                except Exception as exc:
+                    reply = self._internal_error(line, exc, b"")
+            if reply is None:
+                reply = self._general(line, reads_only)
+            if type(reply) is bytes:
+                index += 1
+                if reply:
+                    out(reply)
+                    budget -= len(reply)
+                continue
+            if reply is not BLOCKED:
+                index += 1
+            break
+        else:
+            reply = None
+        # The end of the batch (written out: it runs once a read).
+        self._stats.total_commands += index - start
+        self._keyspace.end_batch()
+        return index, budget, reply
 
     def _general(self, line: bytes, reads_only: bool) -> Any:
         """Anything the fast path does not take: parse, check, execute."""
@@ -158,10 +180,6 @@ class LineFrontEnd:
         log.error("internal error on %r from %s: %r", line[:80], self.peer, exc,
                   exc_info=log.isEnabledFor(logging.DEBUG))
         return error_line(INTERNAL_ERROR, tag)
-
-    def end_batch(self, executed: int) -> None:
-        self._protocol.stats.total_commands += executed
-        self._keyspace.end_batch()
 
     def overflow_reply(self) -> bytes:
         return line_too_long(self.framer.max_line_bytes)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -18,11 +17,11 @@ def info(client: LineClient) -> dict[str, str]:
 
 
 def test_seed_session_byte_for_byte(node: OliviaProcess) -> None:
-    with socket.create_connection((node.host, node.port), timeout=5) as sock:
-        sock.sendall(b"SET key1:value1,key2:value2,key3:value3\n")
-        assert sock.recv(100) == b":SAT key1:value1,key2:value2,key3:value3\n"
-        sock.sendall(b"GET key2\n")
-        assert sock.recv(100) == b":GOT key2:value2\n"
+    with node.client() as client:  # the raw socket: every byte as the server sent it
+        client.sock.sendall(b"SET key1:value1,key2:value2,key3:value3\n")
+        assert client.sock.recv(100) == b":SAT key1:value1,key2:value2,key3:value3\n"
+        client.sock.sendall(b"GET key2\n")
+        assert client.sock.recv(100) == b":GOT key2:value2\n"
 
 
 def test_set_get_del(client: LineClient) -> None:
@@ -219,9 +218,8 @@ def test_client_that_disconnects_mid_reply_does_no_harm(node: OliviaProcess) -> 
     with node.client() as client:
         client.request(f"SET midreply:{value}")
     for _ in range(20):
-        sock = socket.create_connection((node.host, node.port))
-        sock.sendall(b"GET midreply\n" * 50)
-        sock.close()
+        with node.client() as leaving:
+            leaving.send(b"GET midreply\n" * 50)  # and hang up without reading
     with node.client() as client:
         assert client.request("GET midreply") == f":GOT midreply:{value}".encode()
         wait_until(lambda: info(client)["connected_clients"] == "1",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_CONFIG_FILE = Path("config.toml")
+#: The environment variable naming the config file when --config is not given.
+CONFIG_ENV = "OLIVIA_CONFIG"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -62,6 +64,9 @@ class Config:
                                          "float", min=0.05, max=10.0)
     suspect_timeout: float = _setting(2.5, "seconds a silent peer stays suspect before it "
                                       "is marked down", "float", min=0.1, max=60.0)
+    forget_after: float = _setting(3600.0, "seconds a peer may stay unreachable before it is "
+                                   "forgotten (no longer redialled)", "float", min=1.0,
+                                   max=1e8)
     max_peer_line_bytes: int = _setting(64 << 20, "longest line accepted from a peer (filters "
                                         "are large)", "int", min=1 << 20, max=1 << 31)
     bloom_capacity: int = _setting(1_000_000, "keys the filter is sized for; it grows past "
@@ -162,12 +167,15 @@ def load_file(path: Path) -> dict[str, Any]:
     return _flatten(data)
 
 
-def load(config_path: Path | None, flags: Mapping[str, Any]) -> Config:
-    """Defaults, then the config file (explicit, or ./config.toml if present),
-    then the flags that were given."""
+def load(config_path: Path | None, flags: Mapping[str, Any],
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Defaults, then the config file (``--config``, else ``$OLIVIA_CONFIG``;
+    never a file found in the working directory: a ``config.toml`` there may
+    belong to another tool), then the flags that were given."""
     config = Config()
-    if config_path is None and DEFAULT_CONFIG_FILE.is_file():
-        config_path = DEFAULT_CONFIG_FILE
+    if config_path is None:
+        named = (os.environ if environ is None else environ).get(CONFIG_ENV, "")
+        config_path = Path(named) if named else None
     if config_path is not None:
         config = config.with_overrides(load_file(config_path), f"config file '{config_path}'")
     return config.with_overrides(flags, "command line")

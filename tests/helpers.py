@@ -13,7 +13,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -111,9 +111,12 @@ class LineClient:
 class OliviaProcess:
     """An ``olivia`` daemon in a subprocess; its stderr goes to a file."""
 
-    def __init__(self, args: Sequence[str] = (), cwd: Path | None = None) -> None:
+    def __init__(self, args: Sequence[str] = (), cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None, prefix: Sequence[str] = ()) -> None:
         self.args = list(args)
+        self.prefix = list(prefix)  # e.g. ip netns exec NAME: run it in a namespace
         self.cwd = cwd
+        self.env = dict(env or {})
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._final_log = ""
         self.proc: subprocess.Popen[bytes] | None = None
@@ -121,10 +124,10 @@ class OliviaProcess:
         self.port = 0
 
     def start(self, wait: bool = True) -> OliviaProcess:
-        cmd = [sys.executable, "-m", "olivia", *self.args]
+        cmd = [*self.prefix, sys.executable, "-m", "olivia", *self.args]
         if not any(a == "--port" or a.startswith("--port=") for a in self.args):
             cmd += ["--port", "0"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._log, cwd=self.cwd, env=env)
         if wait:
@@ -174,20 +177,22 @@ class OliviaProcess:
 
 
 @contextmanager
-def running_node(*args: str, cwd: Path | None = None) -> Iterator[OliviaProcess]:
+def running_node(*args: str, cwd: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> Iterator[OliviaProcess]:
     """A started node, stopped at the end of the block even if the test fails."""
-    node = OliviaProcess(args, cwd=cwd)
+    node = OliviaProcess(args, cwd=cwd, env=env)
     try:
         yield node.start()
     finally:
         node.close()
 
 
-def run_olivia(*args: str, cwd: Path | None = None,
-               timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+def run_olivia(*args: str, cwd: Path | None = None, timeout: float = DEADLINE,
+               env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``olivia`` to completion (for flags and errors that exit at once)."""
     return subprocess.run([sys.executable, "-m", "olivia", *args], cwd=cwd, timeout=timeout,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **(env or {})})
 
 
 def info_of(client: LineClient) -> dict[str, str]:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests.helpers import (
     ClusterProcesses,
     LineClient,
     OliviaProcess,
+    free_port,
     info_of,
     running_cluster,
     running_node,
@@ -279,10 +281,11 @@ def test_a_paused_node_is_marked_down_and_found_again_when_it_resumes() -> None:
                        what="the resumed node's keys to be found again")
 
 
-def test_a_node_that_leaves_is_forgotten_at_once() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_node_that_leaves_is_forgotten_at_once(signum: int) -> None:
     with running_cluster(3) as cluster:
         a, _, c = cluster.nodes
-        c.signal(signal.SIGTERM)
+        c.signal(signum)
         assert c.wait(5) == 0
         with a.client() as ca:
             wait_until(lambda: info_of(ca)["peers"] == "1", timeout=1,
@@ -367,3 +370,45 @@ def test_a_peer_that_stops_reading_is_dropped_and_stalls_nothing(
                 wait_until(lambda: cb.request("GET stall") == b":GOT stall:1", timeout=1)
             assert time.monotonic() - started < 1.5
 
+
+
+# -- operators: wrong seeds, decommissioned peers ---------------------------------------------
+
+
+def test_a_seed_that_does_not_answer_is_logged_and_counted() -> None:
+    port = free_port()
+    with running_node("--peers", f"127.0.0.1:{port}") as node, node.client() as client:
+        wait_until(lambda: f"seed 127.0.0.1:{port} does not answer" in node.log(),
+                   what="the warning about the seed")
+        assert info_of(client)["seeds_unreachable"] == "1"
+        with running_node("--port", str(port)):  # the seed comes up after all
+            wait_until(lambda: info_of(client)["seeds_unreachable"] == "0"
+                       and info_of(client)["peers"] == "1", what="the late seed to be joined")
+        assert f"seed 127.0.0.1:{port} answered after" in node.log()
+
+
+def test_a_peer_unreachable_for_forget_after_is_forgotten(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("forget_after = 1.0\n")
+    with running_cluster(2, "--config", str(tmp_path / "c.toml")) as cluster:
+        a, b = cluster.nodes
+        b.proc.kill()  # type: ignore[union-attr]
+        b.wait()
+        with a.client() as client:
+            wait_until(lambda: info_of(client)["peers_known"] == "0",
+                       what="the dead peer to be forgotten")
+        assert "peer n2 forgotten: unreachable for" in a.log()
+
+
+def test_an_operator_forgets_a_peer_at_once() -> None:
+    with running_cluster(2) as cluster:
+        a, b = cluster.nodes
+        b.proc.kill()  # type: ignore[union-attr]
+        b.wait()
+        with a.client() as client:
+            wait_until(lambda: info_of(client)["peers"] == "0", what="the kill to be seen")
+            assert info_of(client)["peers_known"] == "1"  # down, and redialled
+            assert client.request("REQUEST FORGET n2") == b":FULFILLED"
+            assert info_of(client)["peers_known"] == "0"
+            assert client.request("REQUEST FORGET n2") \
+                == b":ERR no peer named 'n2' (REQUEST PEERS lists the alive ones)"
+        assert "peer n2 forgotten by an operator" in a.log()

@@ -114,10 +114,24 @@ def test_port_in_use_exits_1() -> None:
                        f"127.0.0.1:{port}", "address already in use")
 
 
-def test_config_toml_in_working_directory_is_read(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text('name = "from-cwd"\nport = 0\n')
+def test_a_config_toml_in_the_working_directory_is_not_read(tmp_path: Path) -> None:
+    # Another tool's config.toml (issue 11: it used to be read, and refused).
+    (tmp_path / "config.toml").write_text('[tool.black]\nline-length = 100\n')
     with running_node(cwd=tmp_path) as node, node.client() as client:
-        assert b"name=from-cwd," in client.request("INFO")
+        assert b"name=127.0.0.1:" in client.request("INFO")
+
+
+def test_olivia_config_names_the_file_when_no_flag_does(tmp_path: Path) -> None:
+    (tmp_path / "env.toml").write_text('name = "from-env"\n')
+    (tmp_path / "flag.toml").write_text('name = "from-flag"\n')
+    env = {"OLIVIA_CONFIG": str(tmp_path / "env.toml")}
+    with running_node(env=env) as node, node.client() as client:
+        assert b"name=from-env," in client.request("INFO")
+    with running_node("--config", str(tmp_path / "flag.toml"), env=env) as node, \
+            node.client() as client:
+        assert b"name=from-flag," in client.request("INFO")
+    bad = run_olivia(env={"OLIVIA_CONFIG": str(tmp_path / "missing.toml")})
+    assert bad.returncode == 2 and "missing.toml" in bad.stderr
 
 
 def test_flags_override_the_config_file(tmp_path: Path) -> None:
@@ -139,7 +153,7 @@ def test_logs_are_lines_with_level_and_node_name() -> None:
         assert " INFO logname " in line or " WARNING logname " in line, line
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_stops_cleanly_within_5s(signum: int) -> None:
     with running_node() as node:
         with node.client() as client:
@@ -149,6 +163,7 @@ def test_signal_stops_cleanly_within_5s(signum: int) -> None:
             assert node.wait(5) == 0
             assert time.monotonic() - started < 5
             assert client.is_closed_by_server(timeout=1)
+        assert f"{signal.Signals(signum).name} received: shutting down" in node.log()
         assert "Traceback" not in node.log()
 
 
@@ -186,7 +201,7 @@ def test_a_second_signal_exits_at_once_without_draining(tmp_path: Path) -> None:
             for _ in range(1000):
                 client.sock.send(b"GET big\n" * 200)
         node.signal(signal.SIGTERM)
-        wait_until(lambda: "connections to drain" in node.log(), what="the drain to begin")
+        wait_until(lambda: "client connection to drain" in node.log(), what="the drain to begin")
         started = time.monotonic()
         node.signal(signal.SIGTERM)
         assert node.wait(5) == 1  # forced: not the clean exit

@@ -39,6 +39,7 @@ def test_named_codes_are_the_first_word(code: ErrorCode) -> None:
     ("filter delta is based on version 3 but we hold none", ErrorCode.FILTER_VERSION),
     ("filter size 9 bits exceeds the limit of 8", ErrorCode.BAD_FILTER),
     ("node name 'a' has the same id as 'b'", ErrorCode.PEER_REFUSED),
+    ("no peer named 'n2' (REQUEST PEERS lists the alive ones)", ErrorCode.NO_PEER),
     ("this node is not serving a cluster yet", ErrorCode.NOT_READY),
     ("SET item 'a' needs key:value", ErrorCode.BAD_ITEM),
     ("REQUEST CONNECT has a bad address 'x'", ErrorCode.BAD_ITEM),

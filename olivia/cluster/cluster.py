@@ -61,7 +61,8 @@ class Cluster:
         self.table = PeerTable(self.membership)
         self.tasks = TaskSet("cluster")
         self.dialer = Dialer(config, self.table, self.tasks)
-        self.detector = FailureDetector(self.table, self.dialer, self.tasks)
+        self.detector = FailureDetector(self.table, self.dialer, self.tasks,
+                                        config.forget_after)
         self.gossip = Gossip(config, self.table, own_filter, stats, self.tasks)
         self.router = Router(config, self.table, keyspace, stats, self.tasks)
         self.verbs = PeerVerbs(config, self.table, self.dialer, keyspace, own_filter, stats)
@@ -127,4 +128,5 @@ class Cluster:
             ("peers_known", sum(states.values())),
             ("peers_suspect", states.get(PeerState.SUSPECT, 0)),
             ("peers_down", states.get(PeerState.DOWN, 0)),
+            ("seeds_unreachable", self.dialer.seeds_unreachable()),
         ]

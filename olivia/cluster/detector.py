@@ -3,8 +3,9 @@
 Every ``heartbeat_interval`` the detector pings each alive or suspect peer
 (in the background: a silent peer's timeout must not delay the timers),
 applies the transitions that are due (suspect too long -> down, down long
-enough -> redial), redials suspects that lost their link, and once a second
-asks a random peer whom it sees.  The states and transitions themselves are
+enough -> redial), redials suspects that lost their link, forgets peers
+unreachable for ``forget_after``, and once a second asks a random peer whom
+it sees.  The states and transitions themselves are
 in :mod:`olivia.cluster.membership`.
 """
 
@@ -33,8 +34,10 @@ def _heartbeat(tag: bytes) -> bytes:
 class FailureDetector:
     """The maintenance loop of one node."""
 
-    def __init__(self, table: PeerTable, dialer: Dialer, tasks: TaskSet) -> None:
+    def __init__(self, table: PeerTable, dialer: Dialer, tasks: TaskSet,
+                 forget_after: float) -> None:
         self._table = table
+        self._forget_after = forget_after
         self._dialer = dialer
         self._tasks = tasks
         self._heartbeating = False
@@ -66,6 +69,10 @@ class FailureDetector:
         for peer in table.membership:
             if peer.state is PeerState.SUSPECT and peer.name not in table.links:
                 self._dialer.dial(peer, "redial")
+        for peer in table.membership.unheard_for(now, self._forget_after):
+            # Decommissioned, most likely: stop redialling it for ever.
+            table.leave(peer.name, f"forgotten: unreachable for {now - peer.last_heard:.0f}s "
+                                   f"(forget_after {self._forget_after:g}s)")
         if now - self._last_exchange > EXCHANGE_EVERY and table.links:
             self._last_exchange = now
             self._dialer.exchange_with(random.choice(list(table.links)))

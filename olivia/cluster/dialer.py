@@ -39,6 +39,8 @@ class Dialer:
         self._table = table
         self._tasks = tasks
         self._dialing: set[str] = set()  # names or addresses being dialled
+        self._unreachable: set[str] = set()  # seeds whose last dial failed
+        self._last_failure: dict[str, str] = {}  # address -> why its last dial failed
         self.me = Hello("", "", 0)
         self.running = False
 
@@ -61,18 +63,35 @@ class Dialer:
     def exchange_with(self, name: str) -> None:
         self._tasks.spawn(self._exchange_peers(name), f"peer exchange with {name}")
 
+    def seeds_unreachable(self) -> int:
+        """Seeds whose last dial failed (INFO ``seeds_unreachable``)."""
+        return len(self._unreachable)
+
     async def _dial_seed(self, address: str) -> None:
-        """Dial a seed until it answers (it may start after us)."""
+        """Dial a seed until it answers (it may start after us).  A seed that
+        does not answer is worth a warning, the first time and then with
+        backoff (after 1, 2, 4, 8... failures): a wrong --peers is otherwise
+        silent, the node just alone."""
         timing = self._table.membership.timing
         delay = timing.retry_base
+        failures = 0
         while self.running:
             known = self._table.membership.by_address(parse_address(address))
             if known is not None and known.name in self._table.links:
-                return
+                break
             if await self._connect(address):
-                return
+                break
+            failures += 1
+            self._unreachable.add(address)
+            if failures & (failures - 1) == 0:
+                log.warning("seed %s does not answer (%s; %d attempt%s so far): check --peers; "
+                            "still trying", address, self._last_failure.get(address, "?"),
+                            failures, "" if failures == 1 else "s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, timing.retry_max)
+        if address in self._unreachable:
+            self._unreachable.discard(address)
+            log.info("seed %s answered after %d failed attempts", address, failures)
 
     async def _dial(self, peer: Peer) -> None:
         if peer.name in self._dialing:
@@ -98,12 +117,14 @@ class Dialer:
                                        table.link_lost)
         except PeerUnavailableError as exc:
             log.debug("%s", exc)
+            self._last_failure[address] = str(exc)
             return False
         try:
             reply = await link.request(peer_line(connect_payload(self.me)), timeout)
             them = parse_identity(reply.payload)
         except (OliviaError, ValueError) as exc:
             log.warning("handshake with %s failed: %s", address, exc)
+            self._last_failure[address] = f"handshake failed: {exc}"
             link.close()
             return False
         if them.name == self.me.name:

@@ -163,6 +163,13 @@ class Membership:
                 events.append((peer, PeerEvent.RETRY))
         return events
 
+    def unheard_for(self, now: float, seconds: float) -> list[Peer]:
+        """Peers that cannot be reached (down, or being redialled) and have not
+        been heard from for ``seconds``: the ones to forget."""
+        return [p for p in self.peers.values()
+                if p.state in (PeerState.DOWN, PeerState.CONNECTING)
+                and now - p.last_heard >= seconds]
+
     def schedule_retry(self, peer: Peer, now: float) -> None:
         peer.next_retry = now + self.timing.retry_delay(peer.failures)
 

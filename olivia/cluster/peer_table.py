@@ -142,14 +142,17 @@ class PeerTable:
         for hook in self._drop_hooks:
             hook(name, keep_pending)
 
-    def leave(self, name: str) -> None:
-        """The peer said goodbye: forget it."""
+    def leave(self, name: str, why: str = "left the cluster") -> bool:
+        """The peer said goodbye (or is to be forgotten): forget it.  False if
+        no peer has that name."""
         peer = self.membership.get(name)
-        if peer is not None:
-            peer.apply(PeerEvent.LEAVE, time.monotonic())
-            log.info("peer %s left the cluster", name)
-            self.drop_link(name)
-            self.membership.forget(name)
+        if peer is None:
+            return False
+        peer.apply(PeerEvent.LEAVE, time.monotonic())
+        log.info("peer %s %s", name, why)
+        self.drop_link(name)
+        self.membership.forget(name)
+        return True
 
     def check_node_id(self, name: str) -> None:
         """Stamps break ties by node id: two names with one id cannot coexist."""

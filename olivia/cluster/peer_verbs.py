@@ -11,7 +11,8 @@ from olivia.cluster.dialer import Dialer
 from olivia.cluster.own_filter import OwnFilter
 from olivia.cluster.peer_table import PeerTable
 from olivia.config import Config
-from olivia.core.errors import FilterError, NotReadyError
+from olivia.core.errors import FilterError, NoSuchPeerError, NotReadyError
+from olivia.core.help import VERB_HELP
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import VerbSpec
 from olivia.core.requests import (
@@ -83,6 +84,14 @@ class PeerVerbs:
         self._table.leave(name)
         return Payload(b"")
 
+    def forget(self, name: str) -> Payload:
+        """An operator removes a peer now (a decommissioned node): it is no
+        longer redialled.  One that still runs comes back when it dials us."""
+        self._me()
+        if not self._table.leave(name, "forgotten by an operator (REQUEST FORGET)"):
+            raise NoSuchPeerError(f"no peer named {name!r} (REQUEST PEERS lists the alive ones)")
+        return Payload(b"")
+
     def lookup(self, keys: Keys) -> Payload:
         """Answered from this node's own store only: no recursion, no loops."""
         return Payload(found_payload(self._keyspace.local(keys)))
@@ -115,11 +124,13 @@ def peer_verbs(verbs: PeerVerbs) -> list[VerbSpec[Any]]:
     """The peer dialect's registry entries, bound to ``verbs``."""
     return [
         VerbSpec("REQUEST PEERS", NONE, verbs.peers, peer=True,
-                 summary="REQUEST PEERS  addresses of the peers this node sees alive"),
+                 summary=VERB_HELP["REQUEST PEERS"].summary),
         VerbSpec("REQUEST BLOOMFILTER", NONE, verbs.bloomfilter, peer=True,
-                 summary="REQUEST BLOOMFILTER  this node's filter"),
+                 summary=VERB_HELP["REQUEST BLOOMFILTER"].summary),
         VerbSpec("REQUEST CONNECT", HELLO, verbs.connect, peer=True),
         VerbSpec("REQUEST DISCONNECT", NAME, verbs.disconnect, peer=True),
+        VerbSpec("REQUEST FORGET", NAME, verbs.forget, writes=True, peer=True, local_only=True,
+                 summary=VERB_HELP["REQUEST FORGET"].summary),
         VerbSpec("REQUEST LOOKUP", KEYS, verbs.lookup, peer=True),
         VerbSpec("REQUEST DELETE", STAMPED_KEYS, verbs.delete, writes=True, peer=True),
         VerbSpec("REQUEST INVALIDATE", KEY_STAMPS, verbs.invalidate, writes=True, peer=True),

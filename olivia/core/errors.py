@@ -38,6 +38,7 @@ class ErrorCode(enum.Enum):
     FILTER_VERSION = "FILTER_VERSION"
     NOT_READY = "NOT_READY"
     PEER_REFUSED = "PEER_REFUSED"
+    NO_PEER = "NO_PEER"
     INTERNAL = "INTERNAL"
     # Named by the contract: written as the first word of the message.
     NOAUTH = "NOAUTH"
@@ -146,6 +147,12 @@ class PeerRefusedError(ProtocolError):
     code = ErrorCode.PEER_REFUSED
 
 
+class NoSuchPeerError(ProtocolError):
+    """No peer has that name."""
+
+    code = ErrorCode.NO_PEER
+
+
 class InternalError(ProtocolError):
     """A bug on the server: the request may not have been carried out."""
 
@@ -226,9 +233,9 @@ EXCEPTIONS: dict[ErrorCode, type[ProtocolError]] = {
     cls.code: cls for cls in (
         UnknownVerbError, BadItemError, BadEncodingError, KeyTooLongError, BadTagError,
         LineTooLongError, ReplyTooLargeError, MaxClientsError, NotReadyError,
-        PeerRefusedError, InternalError, FilterError, FilterVersionError, NoAuthError,
-        WrongPassError, DeniedError, OutOfMemoryError, NotIntegerError, NoSuchKeyError,
-        TooManyError)
+        PeerRefusedError, NoSuchPeerError, InternalError, FilterError, FilterVersionError,
+        NoAuthError, WrongPassError, DeniedError, OutOfMemoryError, NotIntegerError,
+        NoSuchKeyError, TooManyError)
 }
 
 
@@ -264,6 +271,7 @@ LEGACY_FORMS: tuple[tuple[Callable[[str], bool], ErrorCode], ...] = (
     (_starts("filter delta is based on"), ErrorCode.FILTER_VERSION),
     (_starts("filter "), ErrorCode.BAD_FILTER),
     (_starts("node name "), ErrorCode.PEER_REFUSED),
+    (_starts("no peer named "), ErrorCode.NO_PEER),
     (_starts("this node is not serving"), ErrorCode.NOT_READY),
     (_verb_then("item ", "needs ", "takes ", "has a bad "), ErrorCode.BAD_ITEM),
     (_starts("empty key", "empty item"), ErrorCode.BAD_ITEM),

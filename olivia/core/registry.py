@@ -33,6 +33,7 @@ class VerbSpec(Generic[ItemsT]):
     writes: bool = False
     needs_peers: bool = False
     peer: bool = False  # part of the peer dialect (nodes speak it to each other)
+    local_only: bool = False  # accepted only from a client on loopback (operators' verbs)
     summary: str = ""  # one line for help texts
 
 

@@ -16,8 +16,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from olivia.core.help import VERB_HELP
 from olivia.core.keyspace import Keyspace, StoredFound
-from olivia.core.registry import VerbSpec
+from olivia.core.registry import ItemsT, VerbSpec
 from olivia.core.requests import (
     KEYS,
     NONE,
@@ -32,6 +33,7 @@ from olivia.core.requests import (
     Keys,
     Outcome,
     Pairs,
+    Shape,
     Text,
     TtlItems,
 )
@@ -118,15 +120,17 @@ def _then(awaitable: Awaitable[Any], finish: Callable[[Any], Any]) -> asyncio.Fu
 def core_verbs(verbs: CoreVerbs) -> list[VerbSpec[Any]]:
     """The client verbs' registry entries, bound to ``verbs``."""
     return [
-        VerbSpec("SET", PAIRS, verbs.set, writes=True,
-                 summary="SET k:v[,k:v...]  store values (clears TTLs)"),
-        VerbSpec("SETEX", TTL_ITEMS, verbs.setex, writes=True,
-                 summary="SETEX k:v:ttl[,...]  store values that expire after ttl seconds"),
-        VerbSpec("GET", KEYS, verbs.get, needs_peers=True,
-                 summary="GET k[,k...]  the values of the keys found, on any node"),
-        VerbSpec("DEL", KEYS, verbs.delete, writes=True, needs_peers=True,
-                 summary="DEL k[,k...]  delete keys everywhere; lists those that existed"),
-        VerbSpec("PING", TEXT, verbs.ping, summary="PING [text]  answers PONG [text]"),
-        VerbSpec("INFO", NONE, verbs.info, summary="INFO  the node's name=value fields"),
-        VerbSpec("QUIT", NONE, verbs.quit, summary="QUIT  close the connection"),
+        _spec("SET", PAIRS, verbs.set, writes=True),
+        _spec("SETEX", TTL_ITEMS, verbs.setex, writes=True),
+        _spec("GET", KEYS, verbs.get, needs_peers=True),
+        _spec("DEL", KEYS, verbs.delete, writes=True, needs_peers=True),
+        _spec("PING", TEXT, verbs.ping),
+        _spec("INFO", NONE, verbs.info),
+        _spec("QUIT", NONE, verbs.quit),
     ]
+
+
+def _spec(name: str, shape: Shape[ItemsT], handler: Callable[[ItemsT], Outcome],
+          **flags: bool) -> VerbSpec[ItemsT]:
+    """A registry entry whose summary comes from the help table (olivia.core.help)."""
+    return VerbSpec(name, shape, handler, summary=VERB_HELP[name].summary, **flags)

@@ -23,7 +23,7 @@ FIELD_ORDER = (
     "pid", "event_loop", "total_connections_received", "rejected_connections",
     "total_commands_processed", "max_line_bytes", "bloom_keys", "bloom_version",
     "invalidated_keys", "invalidations_pending", "lookup_messages", "gossip_messages",
-    "gossip_bytes", "peers_known", "peers_suspect", "peers_down",
+    "gossip_bytes", "peers_known", "peers_suspect", "peers_down", "seeds_unreachable",
 )
 _RANK = {name: rank for rank, name in enumerate(FIELD_ORDER)}
 

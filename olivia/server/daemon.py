@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from olivia import __version__
 from olivia.config import Config, ConfigError, load
+from olivia.server.addresses import NoRoutableAddress
 from olivia.server.lifecycle import NodeServer
 
 log = logging.getLogger("olivia")
@@ -42,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"olivia {__version__}")
     parser.add_argument("--config", metavar="PATH", type=Path,
-                        help="TOML config file (default: ./config.toml if present)")
+                        help="TOML config file (default: $OLIVIA_CONFIG if set, else "
+                             "built-in defaults)")
     parser.add_argument("--host", metavar="H", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", metavar="P", help="TCP port (default 5454; 0 picks a free one)")
     parser.add_argument("--peers", metavar="H:P[,H:P...]", help="seed peers to join")
@@ -100,15 +102,25 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+# SIGHUP too: closing the terminal that runs a node must stop it like
+# SIGTERM (leave the cluster, drain, exit 0), not kill it without a word.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 client connection``, ``2 client connections``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 class _Signals:
-    """SIGTERM and SIGINT: the first asks for a graceful stop, a second one
-    (impatience, or a stuck drain) for an exit now."""
+    """SIGTERM, SIGINT or SIGHUP: the first asks for a graceful stop, a second
+    one (impatience, or a stuck drain) for an exit now."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
         self._loop = loop
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._received, signum)
 
     def _received(self, signum: int) -> None:
@@ -121,12 +133,12 @@ class _Signals:
             self.force.set()
 
     def close(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             self._loop.remove_signal_handler(signum)
 
 
 async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
-    """Run a node until SIGTERM or SIGINT; return the exit status."""
+    """Run a node until SIGTERM, SIGINT or SIGHUP; return the exit status."""
     node = NodeServer(config)
     try:
         host, port = await node.start()
@@ -135,6 +147,9 @@ async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
             exc.strerror or str(exc))
         print(f"olivia: cannot listen on {config.host}:{config.port}: {reason}", file=sys.stderr)
         return EXIT_RUNTIME
+    except NoRoutableAddress as exc:
+        print(f"olivia: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     name_filter.node_name = node.name
     signals = _Signals(asyncio.get_running_loop())
     log.info("olivia %s listening on %s:%d as %s, advertising %s (event loop: %s, pid %d)",
@@ -142,7 +157,7 @@ async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
              os.getpid())
     try:
         await signals.stop.wait()
-        log.info("shutting down: %d client connections to drain", node.connections)
+        log.info("shutting down: %s to drain", plural(node.connections, "client connection"))
         shutdown = asyncio.ensure_future(node.shutdown())
         forced = asyncio.ensure_future(signals.force.wait())
         await asyncio.wait((shutdown, forced), return_when=asyncio.FIRST_COMPLETED)

@@ -30,6 +30,7 @@ from olivia.observe.info import InfoBoard
 from olivia.observe.stats import Stats
 from olivia.protocols.line.frontend import LineProtocol
 from olivia.protocols.line.replies import error_line
+from olivia.server.addresses import WILDCARDS, advertised_address
 from olivia.server.listener import Listener
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,13 @@ class NodeServer:
 
     async def start(self) -> tuple[str, int]:
         """Bind every port (OSError if one is taken), then start serving and
-        join the cluster; returns the line protocol's bound address."""
+        join the cluster; returns the line protocol's bound address.  Raises
+        NoRoutableAddress for a wildcard host with nothing to advertise."""
         for listener in self.listeners:
             await listener.start()
         host, port = self.listeners[0].host, self.listeners[0].port
-        self.name = self.config.name or f"{host}:{port}"
-        advertise = self.config.advertise or f"{host}:{port}"
+        advertise = advertised_address(host, port, self.config.advertise)
+        self.name = self.config.name or (f"{host}:{port}" if host not in WILDCARDS else advertise)
         loop = asyncio.get_running_loop()
         self.event_loop_name = type(loop).__module__.split(".")[0]
         self.keyspace.start(loop, HybridClock(self.name), self.cluster)

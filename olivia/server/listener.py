@@ -84,8 +84,10 @@ class Listener:
         try:
             await asyncio.wait_for(self._all_closed.wait(), timeout)
         except TimeoutError:
-            log.warning("%d %s connections did not drain in %.1fs; closing them",
-                        len(self.connections), self.what, timeout)
+            count = len(self.connections)
+            log.warning("%d %s connection%s did not drain in %.1fs; closing %s", count,
+                        self.what, "" if count == 1 else "s", timeout,
+                        "it" if count == 1 else "them")
             for connection in list(self.connections):
                 connection.abort()
         if self._server is not None:

@@ -10,11 +10,12 @@ turned out to be a peer).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from olivia.core.errors import ErrorCode, InternalError, ProtocolError
+from olivia.core.errors import DeniedError, ErrorCode, InternalError, ProtocolError
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
 from olivia.core.requests import Admitted, Bye, Request
@@ -56,6 +57,15 @@ def pending_bytes(future: asyncio.Future[bytes]) -> bytes:
         return error_line(exc.message, exc.tag)
 
 
+def is_loopback(peer: str) -> bool:
+    """Whether ``host:port`` is on this machine's loopback (127.0.0.0/8, ::1)."""
+    host = peer.rpartition(":")[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def result_of(future: asyncio.Future[Any]) -> Any:
     """A pending reply's result; a lost one (cancelled, or a bug) becomes a
     ProtocolError the client can be told of."""
@@ -81,6 +91,7 @@ class LineFrontEnd:
         self._stats = protocol.stats
         self.framer = LineFramer(protocol.max_line_bytes)
         self.peer = peer  # host:port of the other end, for logs
+        self.loopback = is_loopback(peer)
         self.peer_name: str | None = None  # set once the other end is a node
 
     def execute(self, line: bytes, reads_only: bool) -> Any:
@@ -142,6 +153,9 @@ class LineFrontEnd:
             spec = request.verb
             if reads_only and spec.writes:
                 return BLOCKED  # it must not overtake the replies that wait
+            if spec.local_only and not self.loopback:
+                raise DeniedError(f"{spec.name} is accepted only from a client on this "
+                                  "machine (loopback)")
             outcome = spec.handler(request.items)
         except ProtocolError as exc:
             return self._error(exc, exc.tag or tag)

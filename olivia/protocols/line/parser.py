@@ -124,8 +124,9 @@ def _ttl_items(verb: str, args: bytes | None) -> TtlItems:
         ttl = float(ttl_text) if _TTL_MATCH(ttl_text) else 0.0
         if not 0 < ttl <= MAX_TTL_SECONDS:
             raise BadItemError(
-                f"{verb} item {show(item)} has a bad ttl {show(ttl_text)}: "
-                f"need seconds > 0 and at most {MAX_TTL_SECONDS:.0f} (decimals allowed, e.g. 0.25)"
+                f"{verb} item {show(item)} has a bad ttl {show(ttl_text)}: need a number of "
+                "seconds written as digits with an optional decimal part (30, 0.25), more than "
+                f"0 and at most {MAX_TTL_SECONDS:.0f}"
             )
         items.append(TtlItem(key_of(verb, item, raw_key), decode_field(raw_value), ttl, ttl_text))
     return tuple(items)

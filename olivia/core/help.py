@@ -1,0 +1,36 @@
+"""How each verb a user may type is written, and what it does: the one
+table behind the registry's summaries, olivia-cli's ``help`` and its hints.
+
+The syntax is the line protocol's (the reference is docs/protocol.md);
+keep a row here for every verb in ``core_verbs`` and every peer verb an
+operator uses by hand.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class VerbHelp(NamedTuple):
+    syntax: str  # the arguments after the verb, as a hint shows them
+    summary: str  # one line: what it does
+
+
+VERB_HELP: dict[str, VerbHelp] = {
+    "SET": VerbHelp("key:value[,key:value...]", "store values (clears their TTL)"),
+    "SETEX": VerbHelp("key:value:ttl[,key:value:ttl...]",
+                      "store values that expire after ttl seconds (decimals allowed)"),
+    "GET": VerbHelp("key[,key...]", "the values of the keys found, on any node"),
+    "DEL": VerbHelp("key[,key...]", "delete keys everywhere; lists those that existed"),
+    "PING": VerbHelp("[text]", "answers PONG [text]"),
+    "INFO": VerbHelp("", "the node's name=value fields"),
+    "QUIT": VerbHelp("", "close the connection"),
+    "REQUEST PEERS": VerbHelp("", "addresses of the peers this node sees alive"),
+    "REQUEST BLOOMFILTER": VerbHelp("", "this node's bloom filter, in its wire encoding"),
+    "REQUEST FORGET": VerbHelp("name", "forget a peer now (from a client on loopback only)"),
+}
+
+
+def help_for(verb: str) -> VerbHelp | None:
+    """The row for ``verb`` (any case), or None."""
+    return VERB_HELP.get(" ".join(verb.upper().split()))

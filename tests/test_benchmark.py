@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import shutil
 import signal
 import socketserver
@@ -153,6 +154,21 @@ def test_every_test_against_a_node(node: OliviaProcess) -> None:
         assert int(info_of(client)["keys"]) > 0
 
 
+def test_ping_test_and_quiet_lines(node: OliviaProcess) -> None:
+    done = bench("-p", str(node.port), "-n", "400", "-c", "2", "-r", "100", "-t", "ping,set",
+                 "-q")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["PING", "SET"]  # one line per test
+    for line in lines:
+        assert re.fullmatch(r"[A-Z]+: \d+\.\d\d requests per second, p50=\d+\.\d{3} msec"
+                            r"(  \(client-bound: .*\))?", line), line
+    assert done.stderr == ""  # no populate timing
+    done = bench("-p", str(node.port), "-n", "100", "-c", "1", "-t", "ping", "--csv")
+    (row,) = csv.DictReader(io.StringIO(done.stdout))
+    assert (row["test"], row["requests"], row["errors"]) == ("ping", "100", "0")
+
+
 def test_human_output_and_request_count(node: OliviaProcess) -> None:
     done = bench("-p", str(node.port), "-n", "2000", "-c", "3", "-P", "4", "-j", "2",
                  "-r", "100", "-t", "set")
@@ -210,7 +226,7 @@ def test_error_reply_then_hang_up_exit_1(node: OliviaProcess) -> None:
 def test_redis_workload() -> None:
     from bench.servers import redis_server
 
-    tests = ["set", "get", "mget", "setex", "del", "mixed"]
+    tests = ["ping", "set", "get", "mget", "setex", "del", "mixed"]
     with redis_server() as redis:
         done = bench("--redis", "-p", str(redis.port), "--duration", "0.2", "-c", "4",
                      "-r", "1000", "-P", "3", "-t", ",".join(tests), "--csv")
@@ -249,6 +265,8 @@ def test_help_exits_0() -> None:
     done = bench("--help")
     assert done.returncode == 0
     assert "-P PIPELINE" in done.stdout and "--redis" in done.stdout
+    duration = done.stdout[done.stdout.index("--duration SECONDS  "):].split("\n  -")[0]
+    assert "each test" in " ".join(duration.split())
 
 
 def process_state(pid: int) -> tuple[str, int] | None:

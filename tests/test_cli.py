@@ -9,6 +9,7 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -21,7 +22,12 @@ from pathlib import Path
 import pytest
 
 from olivia import Client
-from olivia.tools.cli.main import _ReplyCounter, count_requests
+from olivia.core.help import VERB_HELP
+from olivia.tools.cli.monitor import Latency, StatLine, human_bytes
+from olivia.tools.cli.output import quote
+from olivia.tools.cli.pipe import _ReplyCounter, count_requests
+from olivia.tools.cli.request_lines import one_shot_line
+from olivia.tools.cli.verb_help import complete, help_text
 from tests.helpers import DEADLINE, OliviaProcess, fake_server, free_port
 
 CLI = [sys.executable, "-m", "olivia.tools.cli"]
@@ -104,6 +110,161 @@ def test_requests_from_stdin_without_a_terminal(node: OliviaProcess) -> None:
     done = run_cli(node, input=b"SET si:1\n\nGET si\r\nQUIT\nPING ignored\n")
     assert done.stdout == b":SAT si:1\n:GOT si:1\n:BYE\n"
     assert done.returncode == 0
+
+
+def test_an_error_from_stdin_without_a_terminal_exits_1(node: OliviaProcess) -> None:
+    done = run_cli(node, input=b"BOGUS\n")
+    assert (done.returncode, done.stdout) == (1, b":ERR unknown verb 'BOGUS'\n")
+    done = run_cli(node, input=b"PING a\nBOGUS\nPING b\n")  # later lines still run
+    assert (done.returncode, done.stdout.count(b"\n")) == (1, 3)
+
+
+def test_one_shot_line_joins_the_items_of_a_verb() -> None:
+    assert one_shot_line(["GET", "a", "b"]) == "GET a,b"
+    assert one_shot_line(["get", "a", "b,c"]) == "get a,b,c"
+    assert one_shot_line(["t1:DEL", "a", "b"]) == "t1:DEL a,b"
+    assert one_shot_line(["SET", "a:1", "b:2"]) == "SET a:1,b:2"
+    assert one_shot_line(["SETEX", "a:1:5", "b:2:0.5"]) == "SETEX a:1:5,b:2:0.5"
+    assert one_shot_line(["GET", "one key"]) == "GET one key"  # one argument: as given
+    assert one_shot_line(["PING", "are", "you", "there?"]) == "PING are you there?"
+    assert one_shot_line(["REQUEST", "FORGET", "n1"]) == "REQUEST FORGET n1"
+    assert one_shot_line(["FROB", "a", "b"]) == "FROB a b"
+    # Every verb whose syntax lists items is joined with ',', by the help table.
+    listed = {verb for verb, row in VERB_HELP.items() if "[," in row.syntax}
+    assert {"SET", "SETEX", "GET", "DEL"} <= listed
+    for verb in listed:
+        assert one_shot_line([verb, "x", "y"]) == f"{verb} x,y"
+
+
+def test_one_shot_arguments_are_items(node: OliviaProcess) -> None:
+    done = run_cli(node, "SET", "j-a:1", "j-b:two words")
+    assert (done.returncode, done.stdout) == (0, b":SAT j-a:1,j-b:two words\n")
+    done = run_cli(node, "GET", "j-a", "j-b", "j-none")
+    assert (done.returncode, done.stdout) == (0, b":GOT j-a:1,j-b:two words\n")
+    done = run_cli(node, "PING", "two", "words")
+    assert done.stdout == b":PONG two words\n"
+    done = run_cli(node, "DEL", "j-a", "j-b")
+    assert done.stdout == b":DELETED j-a,j-b\n"
+
+
+def test_help_without_a_server() -> None:
+    done = subprocess.run([*CLI, "-p", str(free_port()), "help", "setex"], capture_output=True,
+                          timeout=30)
+    assert done.returncode == 0
+    assert done.stdout.decode() == help_text("SETEX") + "\n"
+
+
+# --------------------------------------------------------------------------
+# Output: --raw, decoded for reading (--no-raw, a terminal), as sent (a pipe)
+# --------------------------------------------------------------------------
+
+
+def test_raw_prints_decoded_values_one_a_line(node: OliviaProcess, db: Client) -> None:
+    db.mset({"raw-a": "hello, world: 100%", "raw-b": b"\x00\xff", "raw-c": ""})
+    done = run_cli(node, "--raw", "GET", "raw-a", "raw-none", "raw-b", "raw-c")
+    assert (done.returncode, done.stdout) == (0, b"hello, world: 100%\n\x00\xff\n\n")
+    requests = [b"SET raw-d:x%2Cy,raw-e:1", b"DEL raw-d,raw-e,raw-no", b"FROB",
+                b"PING %41 b", b"INFO"]
+    done = run_cli(node, "--raw", input=b"".join(line + b"\n" for line in requests))
+    assert done.returncode == 1
+    assert done.stderr == b"(error) unknown verb 'FROB'\n"
+    out = done.stdout.split(b"\n")
+    assert out[:5] == [b"raw-d:x,y", b"raw-e:1", b"raw-d", b"raw-e",
+                       b"%41 b"]  # PING's text is not percent-encoded
+    assert out[5].startswith(b"name=") and any(line.startswith(b"keys=") for line in out[6:])
+
+
+def test_quote_escapes_what_is_not_printable() -> None:
+    assert quote(b"plain text") == '"plain text"'
+    assert quote("Ωlivia 日本".encode()) == '"Ωlivia 日本"'
+    assert quote(b'a"b\\c') == r'"a\"b\\c"'
+    assert quote(b"\x00\xff\r\n\t\x1b") == r'"\x00\xff\r\n\t\x1b"'
+
+
+def test_decoded_for_reading(node: OliviaProcess, db: Client) -> None:
+    db.mset({"hr-a": "hello, world", "hr-b": b"\x00\xff\n"})
+    shown = [
+        ("SET hr-c:1", "OK"),
+        ("GET hr-a", '"hello, world"'),
+        ("GET hr-none", "(nil)"),
+        ("GET hr-a,hr-none,hr-b", '1) "hr-a" => "hello, world"\n2) "hr-b" => "\\x00\\xff\\n"'),
+        ("DEL hr-c,hr-none", '(deleted 1) "hr-c"'),
+        ("PING", "PONG"),
+        ("t7:PING are you there?", '[t7] "are you there?"'),
+        ("REQUEST PEERS", "(no peers)"),
+        ("FROB", "(error) unknown verb 'FROB'"),
+    ]
+    done = run_cli(node, "--no-raw", input="".join(f"{line}\n" for line, _ in shown).encode())
+    assert done.stdout.decode() == "".join(f"{text}\n" for _, text in shown)
+    assert done.returncode == 1  # for the FROB
+    info = run_cli(node, "--no-raw", "INFO").stdout.decode().splitlines()
+    assert info[0].startswith("name=") and any(line.startswith("keys=") for line in info)
+    assert run_cli(node, "--no-raw", "--wire", "PING").returncode == 2  # one mode only
+
+
+# --------------------------------------------------------------------------
+# -r and -i, --stat, --latency
+# --------------------------------------------------------------------------
+
+
+def test_repeat_and_interval(node: OliviaProcess) -> None:
+    started = time.monotonic()
+    done = run_cli(node, "-r", "3", "-i", "0.1", "PING", "again")
+    assert (done.returncode, done.stdout) == (0, b":PONG again\n" * 3)
+    assert time.monotonic() - started >= 0.2  # two waits of -i between three runs
+    done = run_cli(node, "-r", "2", "FROB")
+    assert (done.returncode, done.stdout.count(b":ERR")) == (1, 2)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-r", "0", "PING"], b"must be at least 1, or -1"),
+    (["-i", "-1", "PING"], b"must be 0 or more seconds"),
+    (["-r", "2"], b"-r and -i repeat a VERB, --stat or --latency"),
+    (["--stat", "GET", "a"], b"--stat takes no VERB"),
+    (["--stat", "--latency"], b"not allowed with argument"),
+])
+def test_bad_repeat_options_exit_2(args: list[str], message: bytes) -> None:
+    done = subprocess.run([*CLI, "-p", str(free_port()), *args], capture_output=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert message in done.stderr
+
+
+def test_stat_line_counts_ops_between_samples() -> None:
+    stats = StatLine()
+    info = {"keys": "1234", "used_memory": str(3 << 20), "connected_clients": "2",
+            "peers": "1", "total_commands_processed": "100"}
+    assert stats.line(info, 10.0).split() == ["1,234", "3.00M", "2", "1", "-"]
+    info["total_commands_processed"] = "351"  # 250 requests and our INFO
+    assert stats.line(info, 10.5).split()[-1] == "500"
+    assert [human_bytes(n) for n in (512, 2048, 5 << 30)] == ["512B", "2.00K", "5.00G"]
+
+
+def test_latency_summary() -> None:
+    stats = Latency()
+    assert stats.line() == "min: -, avg: -, max: - ms (0 samples)"
+    for seconds in (0.001, 0.003, 0.002):
+        stats.add(seconds)
+    assert stats.line() == "min: 1.000, avg: 2.000, max: 3.000 ms (3 samples)"
+
+
+STAT_ROW = rb"[\d,]+ +[\d.]+[BKMGT] +\d+ +\d+ +"
+
+
+def test_stat_prints_a_line_per_sample(node: OliviaProcess) -> None:
+    done = run_cli(node, "--stat", "-r", "2", "-i", "0.05")
+    assert done.returncode == 0, done.stderr
+    header, first, second = done.stdout.decode().splitlines()
+    assert header.split() == ["keys", "mem", "clients", "peers", "ops/s"]
+    assert re.fullmatch(STAT_ROW.decode() + "-", first), first
+    assert re.fullmatch(STAT_ROW.decode() + r"[\d,]+", second), second
+
+
+def test_latency_counts_samples(node: OliviaProcess) -> None:
+    done = run_cli(node, "--latency", "-r", "20", "-i", "0")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(rb"min: [\d.]+, avg: [\d.]+, max: [\d.]+ ms \(20 samples\)\n",
+                        done.stdout), done.stdout
 
 
 # --------------------------------------------------------------------------
@@ -365,6 +526,50 @@ def test_export_needs_keys(node: OliviaProcess) -> None:
 
 
 # --------------------------------------------------------------------------
+# help and Tab completion, worked out from the help table
+# --------------------------------------------------------------------------
+
+
+def test_help_lists_every_verb_and_explains_one() -> None:
+    listing = help_text()
+    for verb, row in VERB_HELP.items():
+        assert re.search(rf"^  {re.escape(f'{verb} {row.syntax}'.rstrip())} +"
+                         rf"{re.escape(row.summary)}$", listing, re.MULTILINE), verb
+    assert help_text("get") == (f"  GET {VERB_HELP['GET'].syntax}\n"
+                                f"  summary: {VERB_HELP['GET'].summary}")
+    assert help_text("request peers").startswith("  REQUEST PEERS\n")
+    assert len(help_text("Request").splitlines()) == sum(v.startswith("REQUEST ")
+                                                        for v in VERB_HELP)
+    assert help_text("FROB") == "no verb 'FROB'; 'help' lists them"
+
+
+def test_tab_completes_verbs_in_any_case() -> None:
+    assert complete("", "se").matches == ["SET ", "SETEX "]
+    assert complete("", "Ge").matches == ["GET "]
+    assert complete("", "t1:de").matches == ["t1:DEL "]  # a tag is kept
+    assert complete("", "he").matches == ["help "]
+    first_words = list(dict.fromkeys(verb.split()[0] for verb in VERB_HELP))
+    assert complete("", "").matches == [f"{word} " for word in [*first_words, "help", "exit"]]
+    assert complete("request ", "b").matches == ["BLOOMFILTER "]
+    assert complete("help ", "pi").matches == ["PING "]
+    assert complete("", "frob").matches == []
+    shown = complete("", "SET").shown  # listed with their syntax, aligned
+    assert [line.split()[:2] for line in shown] == [
+        ["SET", VERB_HELP["SET"].syntax], ["SETEX", VERB_HELP["SETEX"].syntax]]
+
+
+def test_tab_after_a_verb_shows_its_syntax() -> None:
+    for before, word, verb in [("GET ", "", "GET"), ("get ", "a,b", "GET"),
+                               ("t1:SETEX ", "", "SETEX"), ("REQUEST peers ", "", "REQUEST PEERS"),
+                               ("help del ", "", "DEL")]:
+        done = complete(before, word)
+        row = VERB_HELP[verb]
+        assert done.matches == [], before
+        assert done.hint.split() == [*verb.split(), *row.syntax.split(), *row.summary.split()]
+    assert complete("FROB ", "").hint == ""
+
+
+# --------------------------------------------------------------------------
 # Through a pseudo-terminal
 # --------------------------------------------------------------------------
 
@@ -410,6 +615,9 @@ class Terminal:
     def type(self, text: str) -> None:
         os.write(self.master, text.encode() + b"\r")
 
+    def send(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -427,23 +635,94 @@ def test_interactive_session(node: OliviaProcess, tmp_path: Path) -> None:
     try:
         prompt = re.escape(f"127.0.0.1:{node.port}> ".encode())
         term.expect(prompt)
-        term.type("SET tty-a:1")
-        term.expect(rb":SAT tty-a:1\r?\n")
-        term.expect(prompt)
+        term.type("SET tty-a:1,tty-b:x%00y")
+        term.expect(rb"\r\nOK\r\n" + prompt)
         term.type("GET tty-a")
-        term.expect(rb":GOT tty-a:1\r?\n")
+        term.expect(rb'\r\n"1"\r\n' + prompt)
+        term.type("GET tty-a,tty-none,tty-b")
+        term.expect(rb'\r\n1\) "tty-a" => "1"\r\n2\) "tty-b" => "x\\x00y"\r\n' + prompt)
         term.type("help")
         term.expect(rb"SETEX key:value:ttl.*expire")
         term.expect(prompt)
         term.type("FOO")
-        term.expect(rb":ERR unknown verb 'FOO'")
+        term.expect(rb"\(error\) unknown verb 'FOO'\r\n" + prompt)
+        term.type("INFO")  # one field a line
+        term.expect(rb"\r\nname=127\.0\.0\.1:\d+\r\nversion=[^\r\n]*\r\n")
+        term.expect(rb"\r\nkeys=\d+\r\n")
+        term.expect(prompt)
         term.type("quit")
-        term.expect(rb":BYE")
+        term.expect(rb"BYE")
         assert term.proc.wait(DEADLINE) == 0
     finally:
         term.close()
     history = (tmp_path / ".olivia_cli_history").read_text()
     assert "SET tty-a:1" in history and "GET tty-a" in history
+
+
+def test_interactive_wire_mode_prints_reply_lines(node: OliviaProcess, tmp_path: Path) -> None:
+    term = Terminal([*CLI, "-p", str(node.port), "--wire"], terminal_env(tmp_path))
+    try:
+        term.expect(rb"> ")
+        term.type("t1:PING x")
+        term.expect(rb"\r\nt1:PONG x\r\n")
+        term.type("exit")
+        assert term.proc.wait(DEADLINE) == 0
+    finally:
+        term.close()
+
+
+def test_help_verb_at_the_prompt(node: OliviaProcess, tmp_path: Path) -> None:
+    term = Terminal([*CLI, "-p", str(node.port)], terminal_env(tmp_path))
+    try:
+        term.expect(rb"> ")
+        term.type("help get")
+        row = VERB_HELP["GET"]
+        term.expect(re.escape(f"  GET {row.syntax}\r\n  summary: {row.summary}\r\n".encode()))
+        term.type("HELP")  # every verb
+        for verb in VERB_HELP:
+            term.expect(re.escape(f"\r\n  {verb} ".encode()))
+        term.type("exit")
+        assert term.proc.wait(DEADLINE) == 0
+    finally:
+        term.close()
+
+
+def test_tab_completes_verbs_and_shows_their_syntax(node: OliviaProcess, tmp_path: Path) -> None:
+    term = Terminal([*CLI, "-p", str(node.port)], terminal_env(tmp_path))
+    prompt = re.escape(f"127.0.0.1:{node.port}> ".encode())
+    try:
+        term.expect(prompt)
+        term.send(b"se\t")  # ambiguous: both listed with their syntax, "SET" typed
+        term.expect(re.escape(f"  SET {VERB_HELP['SET'].syntax} ".encode()))
+        term.expect(re.escape(f"  SETEX {VERB_HELP['SETEX'].syntax} ".encode()))
+        term.expect(prompt + rb"SET")
+        term.send(b"\x15ge\t")  # Ctrl-U, then one match: completed, upper case
+        term.expect(rb"GET ")
+        term.send(b"\t")  # after a whole verb: its syntax under the line
+        term.expect(re.escape(f"\r\n  GET {VERB_HELP['GET'].syntax}  {VERB_HELP['GET'].summary}"
+                              f"\r\n127.0.0.1:{node.port}> GET ".encode()))
+        term.send(b"tab-a\r")
+        term.expect(rb"\r\n\(nil\)\r\n" + prompt)
+        term.type("exit")
+        assert term.proc.wait(DEADLINE) == 0
+    finally:
+        term.close()
+
+
+@pytest.mark.parametrize(("args", "shown"), [
+    (["--stat", "-i", "0.05"], rb"\r\n" + STAT_ROW + rb"[\d,]+\r\n"),  # a second line
+    (["--latency"], rb"\rmin: [\d.]+, avg: [\d.]+, max: [\d.]+ ms \(\d+ samples\)"),
+])
+def test_stat_and_latency_end_on_ctrl_c(node: OliviaProcess, tmp_path: Path, args: list[str],
+                                        shown: bytes) -> None:
+    term = Terminal([*CLI, "-p", str(node.port), *args], terminal_env(tmp_path),
+                    stdin_tty=False)
+    try:
+        term.expect(shown)
+        term.proc.send_signal(signal.SIGINT)
+        assert term.proc.wait(DEADLINE) == 0
+    finally:
+        term.close()
 
 
 def test_interactive_exit_and_eof(node: OliviaProcess, tmp_path: Path) -> None:
@@ -472,3 +751,9 @@ def test_import_shows_a_progress_bar_on_a_terminal(node: OliviaProcess, db: Clie
     finally:
         term.close()
     assert db.get("bar-2999") == b"2999"
+
+
+def test_export_says_key_for_one(node: OliviaProcess, db: Client) -> None:
+    db.set("exported-one", "v")
+    exported = run_cli(node, "export", "exported-one")
+    assert exported.returncode == 0 and exported.stderr == b"exported 1 key\n"

@@ -7,15 +7,20 @@ arrived.  Keys are ``key_000000000042`` with the number uniform in
 ``[0, -r)``; values are ``-d`` random printable ASCII bytes.  Examples::
 
     olivia-bench                                 # SET and GET, 100000 requests each
-    olivia-bench -p 5454 -c 50 -P 16 -t get --duration 5
+    olivia-bench -p 5454 -c 50 -P 16 -t get --duration 5   # GET for 5 seconds
     olivia-bench -t set,get,mget,mixed --csv     # one CSV row per test
+    olivia-bench -t ping,set,get -q              # one line per test
     olivia-bench --redis -p 6379 -P 16           # the same workload against redis-server
 
-Tests (``-t``): ``set`` (``SET k:v``), ``get`` (``GET k``), ``setex``
-(``SETEX k:v:ttl``), ``del`` (``DEL k``), ``mget`` (``GET k1,...,kN``),
-``mixed`` (GETs and SETs, ``--mixed-ratio`` of them GETs), and ``populate``
-(only write every key once, as ``--populate`` does).  With ``--redis`` the
-same workload is sent over RESP (SET, GET, SETEX, DEL, MGET).
+Tests (``-t``): ``ping`` (``PING``), ``set`` (``SET k:v``), ``get``
+(``GET k``), ``setex`` (``SETEX k:v:ttl``), ``del`` (``DEL k``), ``mget``
+(``GET k1,...,kN``), ``mixed`` (GETs and SETs, ``--mixed-ratio`` of them
+GETs), and ``populate`` (only write every key once, as ``--populate`` does).
+With ``--redis`` the same workload is sent over RESP (PING, SET, GET, SETEX,
+DEL, MGET).
+
+Each test runs for ``-n`` requests or, with ``--duration``, for that many
+seconds: the count or the time applies to each test, not to the whole run.
 
 Before a test that reads (get, mget, mixed, del) every key ``0..r-1`` is
 written once with large pipelined multi-key writes, so that reads hit
@@ -62,7 +67,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-TESTS = ("set", "get", "setex", "del", "mget", "mixed", "populate")
+TESTS = ("ping", "set", "get", "setex", "del", "mget", "mixed", "populate")
 # Tests that should find the keys: the keyspace is written first.
 READ_TESTS = frozenset({"get", "mget", "mixed", "del"})
 CLIENT_BOUND_PCT = 90.0
@@ -196,6 +201,7 @@ def request_maker(work: Workload, rng: random.Random) -> Callable[[], bytes]:
         setex = ((b"SETEX", b"%d" % ttl) if ttl == int(ttl)
                  else (b"PSETEX", b"%d" % max(1, round(ttl * 1000))))
         makers: dict[str, Callable[[], bytes]] = {
+            "ping": lambda: resp_command(b"PING"),
             "set": lambda: resp_command(b"SET", key(), values.draw()),
             "get": lambda: resp_command(b"GET", key()),
             "setex": lambda: resp_command(setex[0], key(), setex[1], values.draw()),
@@ -204,6 +210,7 @@ def request_maker(work: Workload, rng: random.Random) -> Callable[[], bytes]:
         }
     else:
         makers = {
+            "ping": lambda: request_line(b"PING"),
             "set": lambda: request_line(b"SET", pairs_payload(((key(), values.draw()),))),
             "get": lambda: request_line(b"GET", keys_payload((key(),))),
             "setex": lambda: request_line(
@@ -770,9 +777,10 @@ def parser() -> argparse.ArgumentParser:
                    "(default 1: no pipelining)")
     amount = p.add_mutually_exclusive_group()
     amount.add_argument("-n", dest="requests", type=_number(int, 1), default=100000,
-                        metavar="REQUESTS", help="requests per test (default 100000)")
+                        metavar="REQUESTS", help="requests of each test (default 100000)")
     amount.add_argument("--duration", type=_number(float, 0.01, 86400), metavar="SECONDS",
-                        help="run each test this long instead of a number of requests")
+                        help="run each test for SECONDS (each test, not the whole run) "
+                             "instead of -n requests")
     p.add_argument("-r", dest="keyspace", type=_number(int, 1, 10**12), default=100000,
                    metavar="KEYSPACE", help="keys are drawn from 0..KEYSPACE-1 (default 100000)")
     p.add_argument("-d", dest="value_size", type=_number(int, 0, 64 << 20), default=16,
@@ -795,7 +803,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-ratio", type=_number(float, 0.0, 1.0), default=0.9,
                    metavar="FRACTION", help="share of GETs in the mixed test (default 0.9)")
     p.add_argument("-q", dest="quiet", action="store_true",
-                   help="quiet: one line per test, no populate timing")
+                   help="quiet, as redis-benchmark -q: one line per test ('SET: N requests "
+                        "per second, p50=X msec'), no populate timing")
     return p
 
 

@@ -76,6 +76,22 @@ class Config:
                                     min=0.0001, max=0.5, table="bloom")
     shutdown_timeout: float = _setting(3.0, "seconds to finish in-flight replies on "
                                        "SIGTERM before closing", "float", min=0.0, max=60.0)
+    cluster_replicas: int = _setting(1, "copies of every key on other nodes besides one; 0 "
+                                     "turns replication off", "int", min=0, max=8,
+                                     table="cluster")
+    cluster_tombstone_ttl: float = _setting(300.0, "seconds a delete is remembered, so that "
+                                            "an older copy cannot come back", "float",
+                                            min=1.0, max=1e7, table="cluster")
+    cluster_max_tombstones: int = _setting(1_000_000, "deletes remembered at most (the oldest "
+                                           "are forgotten first)", "int", min=1000,
+                                           max=1 << 32, table="cluster")
+    cluster_sync_interval: float = _setting(5.0, "seconds between anti-entropy rounds with "
+                                            "every peer (membership changes start one at "
+                                            "once)", "float", min=0.1, max=3600.0,
+                                            table="cluster")
+    cluster_leave_timeout: float = _setting(60.0, "seconds a leaving node may spend handing "
+                                            "its keys over before it exits", "float",
+                                            min=0.0, max=3600.0, table="cluster")
 
     @classmethod
     def setting_names(cls) -> list[str]:

@@ -234,6 +234,18 @@ class ClusterProcesses:
             node.close()
 
 
+def config_flag(directory: Path, toml: str, name: str = "olivia.toml") -> list[str]:
+    """``--config PATH`` of a config file holding ``toml``, written in ``directory``."""
+    path = directory / name
+    path.write_text(toml)
+    return ["--config", str(path)]
+
+
+def no_replicas(directory: Path) -> list[str]:
+    """The flags of a node that keeps no replicas (``[cluster] replicas = 0``)."""
+    return config_flag(directory, "[cluster]\nreplicas = 0\n", "no-replicas.toml")
+
+
 @contextmanager
 def running_cluster(size: int, *args: str) -> Iterator[ClusterProcesses]:
     """``size`` nodes that have all seen each other; all stopped at the end."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from olivia.core.registry import HOLDS_ALL, HOLDS_WRITES
 from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, FrameByFrame, Pending
 from olivia.protocols.line.framing import LineFramer
 from olivia.server.connection import MAX_QUEUED_REPLIES, REPLY_BUDGET, ConnectionState, Phase
@@ -36,7 +37,8 @@ class FakeFront(FrameByFrame):
             return Final(b"bye\n")
         if kind in (b"pr", b"pw"):
             future = self.futures[arg] = self._loop.create_future()
-            return Pending(future, lambda f: f.result(), kind == b"pw")
+            return Pending(future, lambda f: f.result(),
+                           HOLDS_ALL if kind == b"pw" else HOLDS_WRITES)
         return arg + b"\n"
 
     def overflow_reply(self) -> bytes:
@@ -74,7 +76,7 @@ def resolve(state: ConnectionState, front: FakeFront, watched: list[Pending],
     front.futures[name].set_result(reply)
     for pending in watched:
         if pending.future is front.futures[name]:
-            state.pending_done(pending.is_write)
+            state.pending_done(pending.holds)
 
 
 @pytest.mark.asyncio

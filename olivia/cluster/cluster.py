@@ -9,12 +9,16 @@ stops.  The work is done by the parts, each in its module:
 * :mod:`~olivia.cluster.detector`: heartbeats and the timed state changes;
 * :mod:`~olivia.cluster.gossip`: filter pushes and invalidations;
 * :mod:`~olivia.cluster.router`: routed lookups and deletes;
+* :mod:`~olivia.cluster.placement`: which nodes are each slot's homes;
+* :mod:`~olivia.cluster.replication`: a write's copies, before its acknowledgement;
+* :mod:`~olivia.cluster.sync`: anti-entropy, repair and hand-over;
 * :mod:`~olivia.cluster.peer_verbs`: what the peer dialect's verbs do.
 
-How writes reach other copies (see docs/design.md): a key lives on the node
-that last wrote it.  Every write or delete is announced to all peers as
-``key:stamp``; a peer holding an older copy drops it, so afterwards the
-filters route every GET to the newest copy.
+How writes reach other copies (see docs/design.md): a key lives on its
+slot's ``replicas + 1`` homes (and, for a while, on the node that accepted
+the write).  A write is stored on the homes before it is acknowledged, and
+announced to all peers as ``key:stamp``; a peer holding an older copy drops
+it.  Anti-entropy repairs what replication missed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from olivia.cluster.detector import FailureDetector
@@ -32,12 +36,17 @@ from olivia.cluster.membership import Membership, PeerState, Timing
 from olivia.cluster.own_filter import OwnFilter
 from olivia.cluster.peer_table import PeerTable
 from olivia.cluster.peer_verbs import PeerVerbs, peer_verbs
+from olivia.cluster.placement import Placement
+from olivia.cluster.replication import Replicator
 from olivia.cluster.router import Router
+from olivia.cluster.sync import AntiEntropy
 from olivia.config import Config
+from olivia.core.errors import OliviaError
 from olivia.core.keyspace import Keyspace
 from olivia.core.peers import RemoteFound
 from olivia.core.registry import VerbSpec
 from olivia.core.requests import Hello
+from olivia.core.slots import slot_of
 from olivia.core.tasks import TaskSet
 from olivia.observe.stats import Stats
 from olivia.protocols.line.peer import disconnect_payload, peer_line
@@ -63,9 +72,18 @@ class Cluster:
         self.dialer = Dialer(config, self.table, self.tasks)
         self.detector = FailureDetector(self.table, self.dialer, self.tasks,
                                         config.forget_after)
+        self.detector.after_tick = self.members_changed
         self.gossip = Gossip(config, self.table, own_filter, stats, self.tasks)
-        self.router = Router(config, self.table, keyspace, stats, self.tasks)
-        self.verbs = PeerVerbs(config, self.table, self.dialer, keyspace, own_filter, stats)
+        self.placement = Placement("", config.cluster_replicas)
+        self.router = Router(config, self.table, self.placement, keyspace, stats, self.tasks)
+        self.sync = AntiEntropy(config, self.table, self.placement, keyspace, stats, self.tasks)
+        self.replicator = Replicator(config, self.table, self.placement, stats, self.tasks,
+                                     self.sync.guests)
+        self.verbs = PeerVerbs(config, self.table, self.dialer, keyspace, own_filter, stats,
+                               self.homes_here, self.sync.guests)
+        self.table.on_link(lambda _: self.members_changed())
+        self.table.on_drop(lambda _, __: self.members_changed())
+        self._keyspace = keyspace
         self.incarnation = time.time_ns()
         #: The peers known in any state; its truthiness is checked on every write.
         self.known = self.membership.peers
@@ -73,6 +91,7 @@ class Cluster:
         # answers (these shadow the methods below, which say what they are).
         self.has_alive_peer = self.table.has_alive_peer  # type: ignore[method-assign]
         self.lookup = self.router.lookup  # type: ignore[method-assign]
+        self.replicate = self.replicator.replicate  # type: ignore[method-assign]
 
     def specs(self) -> list[VerbSpec[Any]]:
         """The peer dialect's registry entries."""
@@ -87,13 +106,45 @@ class Cluster:
     def start(self, name: str, advertise: str) -> None:
         me = Hello(name, advertise, self.incarnation)
         self.table.my_name = name
+        self.placement.me = name
+        self.placement.update(())
         self.dialer.start(me)
         self.detector.start()
         self.gossip.start(name)
+        self.sync.start()
+
+    def members_changed(self) -> None:
+        """Peers' states or links may have changed: placement follows the
+        alive members, and a change starts an anti-entropy round."""
+        if self.placement.me and self.placement.update(
+                peer.name for peer in self.membership.alive()):
+            log.info("members now %s", ", ".join(self.placement.members))
+            self.sync.members_changed()
+
+    def homes_here(self, slot: int) -> bool:
+        """Whether this node is one of ``slot``'s homes."""
+        return self.placement.me in self.placement.homes(slot)
+
+    async def hand_over(self, timeout: float) -> None:
+        """Leaving: push the keys that would lose a copy to their new homes."""
+        self.members_changed()
+        try:
+            sent = await self.sync.hand_over(timeout)
+        except TimeoutError:
+            log.error("hand-over did not finish in leave_timeout (%gs): some keys may "
+                      "have fewer copies", timeout)
+            return
+        except OliviaError as exc:
+            log.error("hand-over failed: %s", exc)
+            return
+        if sent:
+            log.info("handed %d keys over (%s)", sum(sent.values()),
+                     ", ".join(f"{count} to {name}" for name, count in sent.items()))
 
     async def stop(self, timeout: float = 0.5) -> None:
         """Tell every peer we are leaving, then stop all cluster traffic."""
         self.dialer.running = self.detector.running = self.gossip.running = False
+        self.sync.running = self.router.running = False
         alive = self.table.alive_linked()
         if alive and self.name:
             goodbye = peer_line(disconnect_payload(self.name))
@@ -116,7 +167,16 @@ class Cluster:
             self.gossip.announce(keys, stamp)
 
     def delete(self, keys: Collection[bytes], stamp: bytes) -> Awaitable[set[bytes]]:
+        if self.placement.replicas:
+            guests, homes_here = self.sync.guests, self.homes_here
+            for key in keys:
+                if not homes_here(slot_of(key)):
+                    guests[key] = None  # its tombstone is offered to the homes
         return self.router.delete(keys, stamp)
+
+    def replicate(self, stamp: bytes, pairs: Sequence[Sequence[bytes]],
+                  ttls: Sequence[float] | None) -> Awaitable[None] | None:
+        return self.replicator.replicate(stamp, pairs, ttls)
 
     # -- INFO -------------------------------------------------------------------
 
@@ -129,4 +189,7 @@ class Cluster:
             ("peers_suspect", states.get(PeerState.SUSPECT, 0)),
             ("peers_down", states.get(PeerState.DOWN, 0)),
             ("seeds_unreachable", self.dialer.seeds_unreachable()),
+            ("replicas", self.placement.replicas),
+            ("under_replicated_keys", self.sync.under_replicated()),
+            ("tombstones", len(self._keyspace.tombstones)),
         ]

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from olivia.cluster.dialer import Dialer
 from olivia.cluster.membership import PeerEvent, PeerState
@@ -43,6 +44,8 @@ class FailureDetector:
         self._heartbeating = False
         self._last_exchange = 0.0
         self.running = False
+        self.after_tick: Callable[[], None] | None = None
+        """Called after each tick (states may have changed)."""
 
     def start(self) -> None:
         self.running = True
@@ -76,6 +79,8 @@ class FailureDetector:
         if now - self._last_exchange > EXCHANGE_EVERY and table.links:
             self._last_exchange = now
             self._dialer.exchange_with(random.choice(list(table.links)))
+        if self.after_tick is not None:
+            self.after_tick()
 
     async def _heartbeats(self) -> None:
         try:

@@ -3,7 +3,9 @@ their registry entries (the formats are in olivia.protocols.line.peer)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from olivia.cluster.bloom import FilterReplica
@@ -14,25 +16,40 @@ from olivia.config import Config
 from olivia.core.errors import FilterError, NoSuchPeerError, NotReadyError
 from olivia.core.help import VERB_HELP
 from olivia.core.keyspace import Keyspace
-from olivia.core.registry import VerbSpec
+from olivia.core.registry import HOLDS_NOTHING, VerbSpec
 from olivia.core.requests import (
+    COPIES,
     FILTER_PUSH,
     HELLO,
     KEY_STAMPS,
     KEYS,
     NAME,
     NONE,
+    SLOT_DIGESTS,
+    SLOTS,
     STAMPED_KEYS,
+    VERSIONS,
     Admitted,
+    Copies,
     FilterPush,
     Hello,
     Keys,
     KeyStamps,
     Payload,
+    SlotDigestItems,
+    Slots,
     StampedKeys,
+    Versions,
 )
+from olivia.core.slots import slot_of
 from olivia.observe.stats import Stats
-from olivia.protocols.line.peer import found_payload, identity
+from olivia.protocols.line.peer import (
+    copies_payload,
+    found_payload,
+    identity,
+    slots_payload,
+    versions_payload,
+)
 from olivia.protocols.line.requests import keys_payload
 
 log = logging.getLogger(__name__)
@@ -42,13 +59,16 @@ class PeerVerbs:
     """The handlers of the peer dialect, over one node's cluster state."""
 
     def __init__(self, config: Config, table: PeerTable, dialer: Dialer, keyspace: Keyspace,
-                 own_filter: OwnFilter, stats: Stats) -> None:
+                 own_filter: OwnFilter, stats: Stats,
+                 homes_here: Callable[[int], bool], guests: dict[bytes, None]) -> None:
         self._config = config
         self._table = table
         self._dialer = dialer
         self._keyspace = keyspace
         self._own_filter = own_filter
         self._stats = stats
+        self._homes_here = homes_here  # is this node a home of the slot?
+        self._guests = guests  # keys held here out of their homes (olivia.cluster.sync)
 
     def _me(self) -> Hello:
         me = self._dialer.me
@@ -97,10 +117,63 @@ class PeerVerbs:
         return Payload(found_payload(self._keyspace.local(keys)))
 
     def delete(self, request: StampedKeys) -> Payload:
+        """A delete elsewhere: drop older copies here and keep its tombstone."""
         keyspace = self._keyspace
         keyspace.observe(request.stamp)
-        deleted = [key for key in request.keys if keyspace.drop_if_older(key, request.stamp)]
+        deleted = [key for key in request.keys
+                   if keyspace.drop_if_older(key, request.stamp, deleted=True)]
+        self._note_guests(request.keys)
         return Payload(keys_payload(deleted))
+
+    def replicate(self, copies: Copies) -> Payload:
+        """Copies of another node's writes, to keep here."""
+        taken = self._keyspace.apply_copies(copies)
+        self._note_guests(taken)
+        return Payload(str(len(taken)).encode())
+
+    def repair(self, copies: Copies) -> Payload:
+        """Copies sent by anti-entropy or a leaving node."""
+        taken = self._keyspace.apply_copies(copies)
+        self._note_guests(taken)
+        self._stats.repair_keys_received += len(taken)
+        return Payload(str(len(taken)).encode())
+
+    def _note_guests(self, keys: Iterable[bytes]) -> None:
+        """Keys taken although this node is not their home (a fallback copy,
+        a view of the members not yet shared) are handed on later."""
+        homes_here, guests = self._homes_here, self._guests
+        for key in keys:
+            if not homes_here(slot_of(key)):
+                guests[key] = None
+
+    def digests(self, items: SlotDigestItems) -> Payload:
+        """The slots whose digest here differs from the asker's."""
+        keyspace = self._keyspace
+        keyspace.start_digests()
+        mine = keyspace.digests.digests
+        return Payload(slots_payload(b"", [slot for slot, digest in items
+                                           if mine[slot] != digest]))
+
+    def versions(self, slots: Slots) -> asyncio.Future[Payload]:
+        """The versions held here in ``slots`` (a scan of the store, in steps)."""
+        return asyncio.ensure_future(self._versions(slots))
+
+    async def _versions(self, slots: Slots) -> Payload:
+        versions = []
+        for step in self._keyspace.versions_in(slots):
+            versions.extend(step)
+            await asyncio.sleep(0)
+        return Payload(versions_payload(b"", versions))
+
+    def fetch(self, keys: Keys) -> Payload:
+        return Payload(copies_payload(b"", self._keyspace.copies_of(keys)))
+
+    def offer(self, versions: Versions) -> Payload:
+        """The keys of which this node holds nothing as new as offered."""
+        version_of = self._keyspace.version_of
+        wanted = [version.key for version in versions
+                  if (held := version_of(version.key)) is None or held.stamp < version.stamp]
+        return Payload(keys_payload(wanted))
 
     def invalidate(self, items: KeyStamps) -> Payload:
         keyspace = self._keyspace
@@ -135,4 +208,10 @@ def peer_verbs(verbs: PeerVerbs) -> list[VerbSpec[Any]]:
         VerbSpec("REQUEST DELETE", STAMPED_KEYS, verbs.delete, writes=True, peer=True),
         VerbSpec("REQUEST INVALIDATE", KEY_STAMPS, verbs.invalidate, writes=True, peer=True),
         VerbSpec("REQUEST FILTER", FILTER_PUSH, verbs.filter, peer=True),
+        VerbSpec("REQUEST REPLICATE", COPIES, verbs.replicate, writes=True, peer=True),
+        VerbSpec("REQUEST REPAIR", COPIES, verbs.repair, writes=True, peer=True),
+        VerbSpec("REQUEST DIGESTS", SLOT_DIGESTS, verbs.digests, peer=True),
+        VerbSpec("REQUEST VERSIONS", SLOTS, verbs.versions, peer=True, holds=HOLDS_NOTHING),
+        VerbSpec("REQUEST FETCH", KEYS, verbs.fetch, peer=True),
+        VerbSpec("REQUEST OFFER", VERSIONS, verbs.offer, peer=True),
     ]

@@ -21,9 +21,14 @@ from typing import Any
 from olivia.core.clock import STAMP_BYTES, HybridClock
 from olivia.core.errors import ReplyTooLargeError
 from olivia.core.peers import NoPeers, Peers, RemoteFound
-from olivia.core.requests import Keys, Pairs, TtlItems
+from olivia.core.requests import Copy, Keys, Pairs, TtlItems, Version
+from olivia.core.slots import SlotDigests, slot_of
 from olivia.core.store import Store
-from olivia.core.values import HEADER_BYTES, pack, plain_header, stamp_of
+from olivia.core.tombstones import Tombstones
+from olivia.core.values import HEADER_BYTES, pack, plain_header, stamp_of, value_of
+
+#: Keys looked at per step of a scan (versions_in): a step holds the loop ~10 ms.
+SCAN_STEP = 20_000
 
 #: key -> stored form (olivia.core.values) of the keys found, locally or on peers.
 StoredFound = dict[bytes, bytes]
@@ -32,8 +37,11 @@ StoredFound = dict[bytes, bytes]
 class Keyspace:
     """This node's data, and the rules for reading and writing it."""
 
-    def __init__(self, store: Store, clock: HybridClock, max_reply_bytes: int) -> None:
+    def __init__(self, store: Store, clock: HybridClock, max_reply_bytes: int,
+                 tombstones: Tombstones | None = None) -> None:
         self.store = store
+        self.tombstones = tombstones if tombstones is not None else Tombstones(300.0, 1_000_000)
+        self.digests = SlotDigests()
         self.clock = clock
         self.max_reply_bytes = max_reply_bytes
         self.peers: Peers = NoPeers()
@@ -84,8 +92,11 @@ class Keyspace:
         self._batch_stamp = self._batch_header = None
 
     # -- writes ------------------------------------------------------------------
+    # Each write returns None once it is done, or an awaitable that is done
+    # when the copies it needs on other nodes are stored (replication): the
+    # front end answers the client then.
 
-    def set_plain(self, pairs: Sequence[Sequence[bytes]]) -> None:
+    def set_plain(self, pairs: Sequence[Sequence[bytes]]) -> Awaitable[None] | None:
         """Store (key, value) pairs whose values hold no byte a text front end
         escapes (the caller checked); clears their TTLs; tells the peers."""
         header = self._batch_header
@@ -94,52 +105,169 @@ class Keyspace:
             header = self._batch_header
             assert header is not None
         self._set_many(pairs, header)
-        if self._known:
-            self.peers.announce([pair[0] for pair in pairs], header[:STAMP_BYTES])
+        if not self._known:
+            return None
+        return self._written(header[:STAMP_BYTES], [pair[0] for pair in pairs], pairs)
 
-    def set_pairs(self, pairs: Pairs) -> None:
+    def set_pairs(self, pairs: Pairs) -> Awaitable[None] | None:
         """Store any (key, value) pairs; clears their TTLs; tells the peers."""
         stamp = self.stamp()
         self.store.set_many([(key, pack(stamp, value)) for key, value in pairs])
-        if self._known:
-            self.peers.announce([key for key, _ in pairs], stamp)
+        if not self._known:
+            return None
+        return self._written(stamp, [key for key, _ in pairs], pairs)
 
-    def set_with_ttl(self, items: TtlItems) -> None:
+    def set_with_ttl(self, items: TtlItems) -> Awaitable[None] | None:
         """Store each item to expire after its TTL; tells the peers."""
         stamp = self.stamp()
         set_with_ttl = self.store.set_with_ttl
         for item in items:
             set_with_ttl(item.key, pack(stamp, item.value), item.ttl)
-        if self._known:
-            self.peers.announce([item.key for item in items], stamp)
         if self.on_deadline is not None:
             self.on_deadline()
+        if not self._known:
+            return None
+        return self._written(stamp, [item.key for item in items],
+                             [(item.key, item.value) for item in items],
+                             [item.ttl for item in items])
+
+    def _written(self, stamp: bytes, keys: list[bytes], pairs: Sequence[Sequence[bytes]],
+                 ttls: Sequence[float] | None = None) -> Awaitable[None] | None:
+        """The rest of a write once stored here: revive deleted keys, announce
+        the new version to every peer, replicate it to the keys' homes."""
+        tombstones = self.tombstones
+        if tombstones:
+            for key in keys:
+                tombstones.discard(key, stamp)
+        peers = self.peers
+        peers.announce(keys, stamp)
+        return peers.replicate(stamp, pairs, ttls)
 
     def delete(self, keys: Keys) -> set[bytes] | Awaitable[set[bytes]]:
-        """Delete keys here and on the peers that may hold them; the keys that
-        existed anywhere (an awaitable of them when peers must be asked)."""
+        """Delete keys here and on the peers that may hold them (or should:
+        the keys' homes keep the tombstones); the keys that existed anywhere
+        (an awaitable of them when peers must be asked)."""
         stamp = self.stamp()
         delete = self.store.delete
         deleted = {key for key in keys if delete(key)}
         peers = self.peers
-        if self._known:
-            peers.announce(keys, stamp)
-        misses = [key for key in dict.fromkeys(keys) if key not in deleted]
-        if not misses or not peers.has_alive_peer():
+        if not self._known:
             return deleted
-        return self._spawn(self._delete_remote(deleted, misses, stamp))
+        for key in keys:
+            self.tombstones.add(key, stamp)
+        peers.announce(keys, stamp)
+        unique = list(dict.fromkeys(keys))
+        if not peers.has_alive_peer():
+            return deleted
+        return self._spawn(self._delete_remote(deleted, unique, stamp))
 
-    async def _delete_remote(self, deleted: set[bytes], misses: list[bytes],
+    async def _delete_remote(self, deleted: set[bytes], keys: list[bytes],
                              stamp: bytes) -> set[bytes]:
-        return deleted | await self.peers.delete(misses, stamp)
+        return deleted | await self.peers.delete(keys, stamp)
 
-    def drop_if_older(self, key: bytes, stamp: bytes) -> bool:
+    def drop_if_older(self, key: bytes, stamp: bytes, deleted: bool = False) -> bool:
         """Delete the local copy of ``key`` if it is older than ``stamp`` (a
-        newer write or delete happened elsewhere); True if it was dropped."""
+        newer write, or with ``deleted`` a delete, happened elsewhere); True if
+        it was dropped.  A delete leaves its tombstone here either way."""
         stored = self.store.get(key)
-        if stored is not None and stamp_of(stored) < stamp:
-            return self.store.delete(key)
-        return False
+        dropped = stored is not None and stamp_of(stored) < stamp and self.store.delete(key)
+        if deleted and (stored is None or dropped):
+            self.tombstones.add(key, stamp)
+        return dropped
+
+    def apply_copies(self, items: Iterable[Copy]) -> list[bytes]:
+        """Store copies sent by other nodes (replication, repair, hand-over):
+        (key, raw value or None for a delete, stamp, TTL seconds or None).  A
+        copy older than what is here (a value or a tombstone) is ignored; the
+        newest version wins everywhere, by the clock's stamps.  Nothing is
+        announced or replicated on: the sender did that.  The keys taken."""
+        store, tombstones = self.store, self.tombstones
+        taken = []
+        newest = b""
+        for key, value, stamp, ttl in items:
+            newest = max(newest, stamp)
+            current = store.peek(key)
+            held = current[:STAMP_BYTES] if current is not None else tombstones.get(key)
+            if held is not None and held > stamp:
+                continue
+            if value is None:
+                store.delete(key)
+                tombstones.add(key, stamp)
+            else:
+                if tombstones:
+                    tombstones.discard(key, stamp)
+                if ttl is None:
+                    store.set(key, pack(stamp, value))
+                else:
+                    store.set_with_ttl(key, pack(stamp, value), ttl)
+            taken.append(key)
+        if newest:
+            self.observe(newest)
+        if self.on_deadline is not None:
+            self.on_deadline()
+        return taken
+
+    # -- what anti-entropy compares and moves ------------------------------------------
+
+    def start_digests(self) -> None:
+        """Keep per-slot digests from now on (once there are peers to compare
+        with): one pass over every key and tombstone, then each change."""
+        digests = self.digests
+        if digests.on:
+            return
+        digests.rebuild(self.store.items(), self.tombstones.items())
+        self.store.versions = digests
+        self.tombstones.on_change = digests.tombstone
+
+    def version_of(self, key: bytes) -> Version | None:
+        """The version held here: a live value's, or a tombstone's."""
+        store = self.store
+        stored = store.peek(key)
+        if stored is not None and store.ttl(key) != 0.0:
+            return Version(key, stored[:STAMP_BYTES], False)
+        stamp = self.tombstones.get(key)
+        return None if stamp is None else Version(key, stamp, True)
+
+    def versions_in(self, slots: Collection[int]) -> Iterable[list[Version]]:
+        """The versions held here of every key and tombstone in ``slots``, in
+        steps of SCAN_STEP keys (a caller on the loop yields between steps)."""
+        wanted = set(slots)
+        store = self.store
+        ttl = store.ttl
+        items = store.items()
+        for start in range(0, len(items), SCAN_STEP):
+            yield [Version(key, stored[:STAMP_BYTES], False)
+                   for key, stored in items[start:start + SCAN_STEP]
+                   if slot_of(key) in wanted and ttl(key) != 0.0]
+        yield [Version(key, stamp, True) for key, stamp in self.tombstones.items()
+               if slot_of(key) in wanted]
+
+    def keys_in(self, keep: Callable[[int], bool]) -> Iterable[list[bytes]]:
+        """The keys held here whose slot ``keep`` accepts, in steps (as versions_in)."""
+        keys = self.store.key_snapshot()
+        for start in range(0, len(keys), SCAN_STEP):
+            yield [key for key in keys[start:start + SCAN_STEP] if keep(slot_of(key))]
+
+    def copies_of(self, keys: Iterable[bytes]) -> list[Copy]:
+        """What is held here of ``keys``, as copies to send: live values with
+        the TTL they have left, and tombstones; keys with neither are left out."""
+        store, tombstones = self.store, self.tombstones
+        copies = []
+        for key in keys:
+            stored = store.peek(key)
+            ttl = store.ttl(key) if stored is not None else None
+            if stored is not None and ttl != 0.0:
+                copies.append(Copy(key, value_of(stored), stored[:STAMP_BYTES], ttl))
+            elif (stamp := tombstones.get(key)) is not None:
+                copies.append(Copy(key, None, stamp, None))
+        return copies
+
+    def drop_copy(self, key: bytes, stamp: bytes) -> bool:
+        """Forget this node's copy of ``key`` if it is still the version of
+        ``stamp`` (a copy handed to the key's homes); no tombstone, nothing
+        announced: the key lives on elsewhere."""
+        stored = self.store.peek(key)
+        return stored is not None and stored[:STAMP_BYTES] == stamp and self.store.delete(key)
 
     # -- reads -------------------------------------------------------------------
 

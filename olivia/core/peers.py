@@ -7,7 +7,7 @@ methods (the cluster's :class:`~olivia.cluster.cluster.Cluster`, or
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sized
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence, Sized
 from typing import Protocol
 
 #: key -> stored form (olivia.core.values) of the keys found on peers, the
@@ -32,7 +32,14 @@ class Peers(Protocol):
         """``keys`` were written or deleted here at ``stamp``: older copies elsewhere go."""
 
     def delete(self, keys: Collection[bytes], stamp: bytes) -> Awaitable[set[bytes]]:
-        """Delete ``keys`` on the peers that may hold them; the keys they had."""
+        """Delete ``keys`` on the peers that may hold them, and leave tombstones
+        on the keys' homes; the keys they had."""
+
+    def replicate(self, stamp: bytes, pairs: Sequence[Sequence[bytes]],
+                  ttls: Sequence[float] | None) -> Awaitable[None] | None:
+        """Copy just-written (key, raw value) pairs (with their TTLs in seconds,
+        or None) to the keys' homes; an awaitable done once the copies the
+        write must wait for are stored, or None if there are none to wait for."""
 
 
 class NoPeers:
@@ -51,3 +58,7 @@ class NoPeers:
 
     async def delete(self, keys: Collection[bytes], stamp: bytes) -> set[bytes]:
         return set()
+
+    def replicate(self, stamp: bytes, pairs: Sequence[Sequence[bytes]],
+                  ttls: Sequence[float] | None) -> None:
+        return None

@@ -23,6 +23,13 @@ from olivia.core.requests import Outcome, Request, Shape
 ItemsT = TypeVar("ItemsT")
 
 
+# What a reply that waits on peers holds back on its connection, until it
+# resolves (plain ints: compared for every pending reply).
+HOLDS_NOTHING = 0  # only the order of replies (a write waiting for its copies)
+HOLDS_WRITES = 1  # later writes wait (a read: what it sees must not change under it)
+HOLDS_ALL = 2  # every later request waits (a DEL: nothing may see the key meanwhile)
+
+
 @dataclass(frozen=True, slots=True)
 class VerbSpec(Generic[ItemsT]):
     """One verb.  ``name`` is upper case (``GET``, ``REQUEST LOOKUP``)."""
@@ -34,6 +41,7 @@ class VerbSpec(Generic[ItemsT]):
     needs_peers: bool = False
     peer: bool = False  # part of the peer dialect (nodes speak it to each other)
     local_only: bool = False  # accepted only from a client on loopback (operators' verbs)
+    holds: int = HOLDS_ALL  # what its reply holds back while it waits on peers
     summary: str = ""  # one line for help texts
 
 

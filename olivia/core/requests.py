@@ -78,6 +78,34 @@ class FilterPush(NamedTuple):
     data: bytes
 
 
+class Copy(NamedTuple):
+    """One version of a key sent between nodes (replication, repair,
+    hand-over): the raw value (None for a delete), its stamp, and the TTL left
+    in seconds (None: none)."""
+
+    key: bytes
+    value: bytes | None
+    stamp: bytes
+    ttl: float | None
+
+
+Copies = tuple[Copy, ...]
+
+
+class Version(NamedTuple):
+    """Which version of a key a node holds: its stamp, and whether it is a
+    delete's tombstone (anti-entropy compares these, not values)."""
+
+    key: bytes
+    stamp: bytes
+    tombstone: bool
+
+
+Versions = tuple[Version, ...]
+SlotDigestItems = tuple[tuple[int, int], ...]  # (slot, digest): REQUEST DIGESTS
+Slots = tuple[int, ...]  # REQUEST VERSIONS
+
+
 ItemsT = TypeVar("ItemsT")
 
 
@@ -101,6 +129,10 @@ NAME: Shape[str] = Shape("name")
 STAMPED_KEYS: Shape[StampedKeys] = Shape("stamped_keys")
 KEY_STAMPS: Shape[KeyStamps] = Shape("key_stamps")
 FILTER_PUSH: Shape[FilterPush] = Shape("filter_push")
+COPIES: Shape[Copies] = Shape("copies")
+SLOT_DIGESTS: Shape[SlotDigestItems] = Shape("slot_digests")
+SLOTS: Shape[Slots] = Shape("slots")
+VERSIONS: Shape[Versions] = Shape("versions")
 
 
 # -- results ---------------------------------------------------------------------

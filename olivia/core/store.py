@@ -39,6 +39,15 @@ class KeyListener(Protocol):
         """``key`` left the table (deleted, or evicted after its TTL)."""
 
 
+class VersionListener(Protocol):
+    """Told of every change of any key's value, with the old and the new
+    (anti-entropy's slot digests).  Costs a lookup a write, so it is None
+    unless something needs it."""
+
+    def changed(self, key: bytes, old: bytes | None, new: bytes | None) -> None:
+        """``key`` went from ``old`` to ``new`` (None: not in the table)."""
+
+
 # Rebuild the heap once it holds this many more entries than live deadlines
 # (and more than twice as many): bounded waste, amortised O(1) per write.
 _HEAP_SLACK = 1024
@@ -47,7 +56,8 @@ _HEAP_SLACK = 1024
 class Store:
     """Keys and values with optional expiry; not thread-safe (one event loop)."""
 
-    __slots__ = ("_clock", "_data", "_deadlines", "_heap", "expired_count", "listener")
+    __slots__ = ("_clock", "_data", "_deadlines", "_heap", "expired_count", "listener",
+                 "versions")
 
     def __init__(self, clock: Clock = time.monotonic,
                  listener: KeyListener | None = None) -> None:
@@ -59,6 +69,8 @@ class Store:
         """Keys removed because their TTL ran out, lazily or by the heap."""
         self.listener = listener
         """Told of every key that enters or leaves the table (see KeyListener)."""
+        self.versions: VersionListener | None = None
+        """Told of every change of a value, old and new (see VersionListener)."""
 
     def __len__(self) -> int:
         """Keys held, including expired ones not yet evicted (see expire_due)."""
@@ -73,6 +85,14 @@ class Store:
         now = self._clock()
         deadlines = self._deadlines
         return iter([k for k in self._data if deadlines.get(k, now + 1) > now])
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        """(key, stored) of every key in the table (a copy, made at C speed)."""
+        return list(self._data.items())
+
+    def peek(self, key: bytes) -> bytes | None:
+        """The stored value, expired or not, without evicting anything."""
+        return self._data.get(key)
 
     def key_snapshot(self) -> list[bytes]:
         """Every key in the table, expired or not yet evicted (a copy, made at
@@ -91,13 +111,15 @@ class Store:
         """Store ``value`` under ``key`` with no expiry (clearing any TTL).
         True if the key is new (was absent)."""
         data = self._data
-        is_new = key not in data
+        old = data.get(key)
         data[key] = value
         if self._deadlines:
             self._deadlines.pop(key, None)
-        if is_new and self.listener is not None:
+        if self.versions is not None:
+            self.versions.changed(key, old, value)
+        if old is None and self.listener is not None:
             self.listener.keys_added([key])
-        return is_new
+        return old is None
 
     def set_many(self, pairs: Sequence[Sequence[bytes]], prefix: bytes = b"") -> list[bytes]:
         """Store ``prefix + value`` under each ``key`` of ``(key, value)`` pairs,
@@ -107,12 +129,21 @@ class Store:
         """
         data = self._data
         new = []
-        size = len(data)
-        for key, value in pairs:
-            data[key] = prefix + value
-            if len(data) != size:  # one hash probe instead of "key not in data" too
-                size += 1
-                new.append(key)
+        versions = self.versions
+        if versions is None:
+            size = len(data)
+            for key, value in pairs:
+                data[key] = prefix + value
+                if len(data) != size:  # one hash probe instead of "key not in data" too
+                    size += 1
+                    new.append(key)
+        else:
+            for key, value in pairs:
+                old = data.get(key)
+                data[key] = stored = prefix + value
+                versions.changed(key, old, stored)
+                if old is None:
+                    new.append(key)
         if self._deadlines:
             pop = self._deadlines.pop
             for key, _ in pairs:
@@ -124,8 +155,11 @@ class Store:
     def set_with_ttl(self, key: bytes, value: bytes, ttl: float) -> bool:
         """Store ``value`` to expire ``ttl`` seconds from now.  True if the key is new."""
         deadline = self._clock() + ttl
-        is_new = key not in self._data
+        old = self._data.get(key)
+        is_new = old is None
         self._data[key] = value
+        if self.versions is not None:
+            self.versions.changed(key, old, value)
         self._deadlines[key] = deadline
         heapq.heappush(self._heap, (deadline, key))
         if len(self._heap) > 2 * len(self._deadlines) + _HEAP_SLACK:
@@ -141,10 +175,10 @@ class Store:
                 self._expire(key)
                 return False
             del self._deadlines[key]
-        if self._data.pop(key, None) is None:
+        stored = self._data.pop(key, None)
+        if stored is None:
             return False
-        if self.listener is not None:
-            self.listener.key_removed(key)
+        self._removed(key, stored)
         return True
 
     def ttl(self, key: bytes) -> float | None:
@@ -163,7 +197,7 @@ class Store:
         and do not count towards ``limit``.
         """
         now = self._clock()
-        heap, deadlines, listener = self._heap, self._deadlines, self.listener
+        heap, deadlines = self._heap, self._deadlines
         evicted: list[bytes] = []
         while heap and heap[0][0] <= now:
             if limit is not None and len(evicted) >= limit:
@@ -171,11 +205,9 @@ class Store:
             deadline, key = heapq.heappop(heap)
             if deadlines.get(key) == deadline:
                 del deadlines[key]
-                del self._data[key]
                 evicted.append(key)
                 self.expired_count += 1
-                if listener is not None:  # told at once: it may read the table
-                    listener.key_removed(key)
+                self._removed(key, self._data.pop(key))  # told at once: it may read the table
         return evicted
 
     def clock(self) -> float:
@@ -184,8 +216,12 @@ class Store:
     def _expire(self, key: bytes) -> None:
         # The heap entry stays; it is recognised as stale when popped.
         del self._deadlines[key]
-        del self._data[key]
         self.expired_count += 1
+        self._removed(key, self._data.pop(key))
+
+    def _removed(self, key: bytes, stored: bytes) -> None:
+        if self.versions is not None:
+            self.versions.changed(key, stored, None)
         if self.listener is not None:
             self.listener.key_removed(key)
 

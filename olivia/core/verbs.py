@@ -18,7 +18,7 @@ from typing import Any
 
 from olivia.core.help import VERB_HELP
 from olivia.core.keyspace import Keyspace, StoredFound
-from olivia.core.registry import ItemsT, VerbSpec
+from olivia.core.registry import HOLDS_ALL, HOLDS_NOTHING, HOLDS_WRITES, ItemsT, VerbSpec
 from olivia.core.requests import (
     KEYS,
     NONE,
@@ -46,13 +46,11 @@ class CoreVerbs:
         self._keyspace = keyspace
         self._info = info
 
-    def set(self, pairs: Pairs) -> Done:
-        self._keyspace.set_pairs(pairs)
-        return Done()
+    def set(self, pairs: Pairs) -> Outcome:
+        return _done_when(self._keyspace.set_pairs(pairs))
 
-    def setex(self, items: TtlItems) -> Done:
-        self._keyspace.set_with_ttl(items)
-        return Done()
+    def setex(self, items: TtlItems) -> Outcome:
+        return _done_when(self._keyspace.set_with_ttl(items))
 
     def get(self, keys: Keys) -> Outcome:
         found = self._keyspace.read(keys)
@@ -80,6 +78,11 @@ class CoreVerbs:
 
     def quit(self, _: None) -> Bye:
         return Bye()
+
+
+def _done_when(acked: Awaitable[None] | None) -> Outcome:
+    """Done, now or once the write's copies are stored (replication)."""
+    return Done() if acked is None else _then(acked, lambda _: Done())
 
 
 def _listed(keys: Keys, present: set[bytes]) -> KeyList:
@@ -120,10 +123,11 @@ def _then(awaitable: Awaitable[Any], finish: Callable[[Any], Any]) -> asyncio.Fu
 def core_verbs(verbs: CoreVerbs) -> list[VerbSpec[Any]]:
     """The client verbs' registry entries, bound to ``verbs``."""
     return [
-        _spec("SET", PAIRS, verbs.set, writes=True),
-        _spec("SETEX", TTL_ITEMS, verbs.setex, writes=True),
-        _spec("GET", KEYS, verbs.get, needs_peers=True),
-        _spec("DEL", KEYS, verbs.delete, writes=True, needs_peers=True),
+        _spec("SET", PAIRS, verbs.set, writes=True, needs_peers=True, holds=HOLDS_NOTHING),
+        _spec("SETEX", TTL_ITEMS, verbs.setex, writes=True, needs_peers=True,
+              holds=HOLDS_NOTHING),
+        _spec("GET", KEYS, verbs.get, needs_peers=True, holds=HOLDS_WRITES),
+        _spec("DEL", KEYS, verbs.delete, writes=True, needs_peers=True, holds=HOLDS_ALL),
         _spec("PING", TEXT, verbs.ping),
         _spec("INFO", NONE, verbs.info),
         _spec("QUIT", NONE, verbs.quit),
@@ -131,6 +135,6 @@ def core_verbs(verbs: CoreVerbs) -> list[VerbSpec[Any]]:
 
 
 def _spec(name: str, shape: Shape[ItemsT], handler: Callable[[ItemsT], Outcome],
-          **flags: bool) -> VerbSpec[ItemsT]:
+          **flags: Any) -> VerbSpec[ItemsT]:
     """A registry entry whose summary comes from the help table (olivia.core.help)."""
     return VerbSpec(name, shape, handler, summary=VERB_HELP[name].summary, **flags)

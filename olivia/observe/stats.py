@@ -25,6 +25,10 @@ class Stats:
     lookup_messages: int = 0  # LOOKUP/DELETE requests sent (one per peer and batch)
     gossip_messages: int = 0  # FILTER and INVALIDATE requests sent
     gossip_bytes: int = 0  # bytes of those requests
+    replicated_keys: int = 0  # copies of this node's writes stored on other nodes
+    repair_keys_sent: int = 0  # versions sent by anti-entropy (values and deletes)
+    repair_keys_received: int = 0  # versions taken from anti-entropy and hand-overs
+    handoff_keys: int = 0  # versions handed over when leaving
 
     def info_fields(self) -> list[tuple[str, object]]:
         return [
@@ -40,6 +44,10 @@ class Stats:
             ("lookup_messages", self.lookup_messages),
             ("gossip_messages", self.gossip_messages),
             ("gossip_bytes", self.gossip_bytes),
+            ("replicated_keys", self.replicated_keys),
+            ("repair_keys_sent", self.repair_keys_sent),
+            ("repair_keys_received", self.repair_keys_received),
+            ("handoff_keys", self.handoff_keys),
         ]
 
 

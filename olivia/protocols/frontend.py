@@ -36,15 +36,17 @@ NO_REPLY = b""
 
 class Pending:
     """A reply that waits on a future; ``finish`` turns its outcome (the
-    future itself, done) into the reply bytes, errors included."""
+    future itself, done) into the reply bytes, errors included.  ``holds``
+    says what it holds back meanwhile (olivia.core.registry: HOLDS_NOTHING,
+    HOLDS_WRITES, HOLDS_ALL)."""
 
-    __slots__ = ("finish", "future", "is_write")
+    __slots__ = ("finish", "future", "holds")
 
     def __init__(self, future: asyncio.Future[Any],
-                 finish: Callable[[asyncio.Future[Any]], bytes], is_write: bool) -> None:
+                 finish: Callable[[asyncio.Future[Any]], bytes], holds: int) -> None:
         self.future = future
         self.finish = finish
-        self.is_write = is_write
+        self.holds = holds
 
     def reply(self) -> bytes:
         return self.finish(self.future)

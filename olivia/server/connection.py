@@ -19,13 +19,15 @@ Phases::
 * DONE: everything is written; the transport closes.
 
 Replies come in request order.  A reply that waits on peers (a
-:class:`~olivia.protocols.frontend.Pending`) holds back the ones behind it.
-While one waits, only reads may run (a write must not overtake it), and
-nothing at all runs while a pending *write* waits (a read must not overtake a
-DEL).  Frames are executed in steps of at most REPLY_BUDGET reply bytes, and
-reading pauses while the client does not read its replies, while frames wait
-to run, or while too many replies are queued: requests and replies never
-pile up without bound.
+:class:`~olivia.protocols.frontend.Pending`) holds back the replies behind it,
+and, as its verb says (``VerbSpec.holds``), the requests behind it: a pending
+read (a GET asking peers) lets only reads run (a write must not change what
+it sees), a pending barrier (a DEL) lets nothing run (a read must not see the
+key meanwhile), and a write waiting for its copies (replication) holds back
+nothing but the order of the replies.  Frames are executed in steps of at
+most REPLY_BUDGET reply bytes, and reading pauses while the client does not
+read its replies, while frames wait to run, or while too many replies are
+queued: requests and replies never pile up without bound.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from olivia.core.registry import HOLDS_ALL, HOLDS_WRITES
 from olivia.protocols.frontend import BLOCKED, Final, FrontEnd, Pending
 
 # Execute at most this many reply bytes before writing and checking whether
@@ -71,8 +74,8 @@ class ConnectionState:
         self._frames: list[Any] = _NO_FRAMES  # received, not yet executed, from _next on
         self._next = 0
         self._queue: deque[bytes | Pending] = deque()  # replies behind a pending one
-        self._pending = 0  # replies waiting on peers
-        self._pending_writes = 0  # of which writes
+        self._pending_reads = 0  # pending replies that hold later writes back
+        self._pending_barriers = 0  # pending replies that hold everything back
         self._blocked = False  # the next frame waits for those replies
         self.write_paused = False  # the client does not read its replies (pause_writing)
         self.phase = OPEN
@@ -108,10 +111,12 @@ class ConnectionState:
         self.wants_reading = not (paused or self._next < len(self._frames)
                                   or len(self._queue) >= MAX_QUEUED_REPLIES)
 
-    def pending_done(self, was_write: bool) -> None:
-        """A pending reply (a write, or not) has resolved."""
-        self._pending -= 1
-        self._pending_writes -= was_write
+    def pending_done(self, holds: int) -> None:
+        """A pending reply that held back ``holds`` has resolved."""
+        if holds == HOLDS_WRITES:
+            self._pending_reads -= 1
+        elif holds == HOLDS_ALL:
+            self._pending_barriers -= 1
         self._blocked = False
 
     def abandon(self) -> list[Pending]:
@@ -148,13 +153,13 @@ class ConnectionState:
         phase = self.phase
         if (index < end and (phase is OPEN or phase is DRAINING) and not self.write_paused
                 and not self._blocked and len(queue) < MAX_QUEUED_REPLIES):
-            if self._pending_writes:
-                self._blocked = True  # nothing may overtake a pending write
+            if self._pending_barriers:
+                self._blocked = True  # nothing may overtake a pending barrier
             else:
                 # Replies go out at once until one has to wait; from then on,
                 # and when something already waits, to the queue behind it.
                 append = queue.append if queue else out.append
-                reads_only = self._pending > 0
+                reads_only = self._pending_reads > 0
                 budget = REPLY_BUDGET
                 while index < end and budget > 0:
                     # The front end runs the frames whose replies are ready
@@ -169,14 +174,16 @@ class ConnectionState:
                         append(bytes(reply))
                         self.phase = STOPPING
                         break
-                    self._pending += 1
                     self._watch(reply)
                     queue.append(reply)
                     append = queue.append
-                    reads_only = True
-                    if reply.is_write:
-                        self._pending_writes += 1
-                        self._blocked = True  # nothing may overtake a pending write
+                    holds = reply.holds
+                    if holds == HOLDS_WRITES:
+                        self._pending_reads += 1
+                        reads_only = True
+                    elif holds == HOLDS_ALL:
+                        self._pending_barriers += 1
+                        self._blocked = True  # nothing may overtake it
                         break
                 self._next = index
         more = index < end

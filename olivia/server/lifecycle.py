@@ -3,9 +3,10 @@
 :class:`NodeServer` builds the parts in dependency order (store, filter,
 keyspace, cluster, verbs, registry, front ends, listeners), starts them
 (:meth:`start`: bind first, so a port in use fails before anything runs),
-and shuts them down in order (:meth:`shutdown`): stop accepting, tell the
-peers we are leaving, let every connection finish what it received (up to
-``shutdown_timeout``), then stop the timers and tasks.
+and shuts them down in order (:meth:`shutdown`): stop accepting, let every
+connection finish what it received (up to ``shutdown_timeout``), hand keys
+over to the nodes that take this one's place (up to ``leave_timeout``), tell
+the peers we are leaving, then stop the timers and tasks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from olivia.core.expiry import ExpiryTimer
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
 from olivia.core.store import Store
+from olivia.core.tombstones import Tombstones
 from olivia.core.verbs import CoreVerbs, core_verbs
 from olivia.observe.info import InfoBoard
 from olivia.observe.stats import Stats
@@ -50,7 +52,9 @@ class NodeServer:
         self.store = store if store is not None else Store()
         self.bloom = BloomFilter(config.bloom_capacity, config.bloom_fp_rate)
         self.own_filter = OwnFilter(self.bloom, self.store)
-        self.keyspace = Keyspace(self.store, HybridClock(self.name), config.max_reply_bytes)
+        self.keyspace = Keyspace(self.store, HybridClock(self.name), config.max_reply_bytes,
+                                 Tombstones(config.cluster_tombstone_ttl,
+                                            config.cluster_max_tombstones))
         self.expiry = ExpiryTimer(self.store)
         self.keyspace.on_deadline = self.expiry.deadline_added
         self.cluster = Cluster(config, self.keyspace, self.own_filter, self.stats)
@@ -92,12 +96,14 @@ class NodeServer:
         return sum(len(listener.connections) for listener in self.listeners)
 
     async def shutdown(self) -> None:
-        """Stop accepting, leave the cluster, drain, then stop everything."""
+        """Stop accepting, drain (writes still get their copies), hand the
+        keys that would lose a copy over, leave the cluster, stop everything."""
         for listener in self.listeners:
             listener.stop_accepting()
-        await self.cluster.stop()
         await asyncio.gather(*(listener.drain(self.config.shutdown_timeout)
                                for listener in self.listeners))
+        await self.cluster.hand_over(self.config.cluster_leave_timeout)
+        await self.cluster.stop()
         self.expiry.stop()
         self.own_filter.attach(None)
         self.keyspace.stop()

@@ -12,6 +12,7 @@ survive it (see :meth:`_finish`).
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Protocol, cast
 
 from olivia.protocols.frontend import FrontEnd, Pending
@@ -44,6 +45,8 @@ class Transport(asyncio.Protocol):
         self._eof_seen = False
         self._linger: asyncio.TimerHandle | None = None
         self._step_scheduled = False
+        # One callback per kind of pending reply, made once (HOLDS_* index it).
+        self._when_resolved = tuple(partial(self._resolved, holds) for holds in range(3))
         self.peer = "?"
 
     # -- asyncio.Protocol ---------------------------------------------------
@@ -111,19 +114,12 @@ class Transport(asyncio.Protocol):
             self._update_reading()
 
     def _watch(self, pending: Pending) -> None:
-        pending.future.add_done_callback(self._write_resolved if pending.is_write
-                                         else self._read_resolved)
+        pending.future.add_done_callback(self._when_resolved[pending.holds])
 
-    def _read_resolved(self, _: object) -> None:
-        self._resolved(False)
-
-    def _write_resolved(self, _: object) -> None:
-        self._resolved(True)
-
-    def _resolved(self, was_write: bool) -> None:
+    def _resolved(self, holds: int, _: object) -> None:
         if self.state is None or self._transport is None:
             return
-        self.state.pending_done(was_write)
+        self.state.pending_done(holds)
         if not self._step_scheduled:
             self._step_scheduled = True
             asyncio.get_running_loop().call_soon(self._step_again)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from olivia.core.clock import STAMP_BYTES
 from olivia.core.errors import ProtocolError
 from olivia.core.keyspace import Keyspace, raise_if_too_large
 from olivia.core.peers import RemoteFound
+from olivia.core.registry import HOLDS_NOTHING, HOLDS_WRITES
 from olivia.core.requests import MAX_KEY_BYTES
 from olivia.core.values import HEADER_BYTES, needs_escape
 from olivia.protocols.frontend import Pending
@@ -63,9 +65,11 @@ class FastPath:
     """The handlers the line front end tries first, by exact verb bytes."""
 
     def __init__(self, keyspace: Keyspace,
-                 pending_reply: Callable[[asyncio.Future[bytes]], bytes]) -> None:
+                 pending_reply: Callable[[asyncio.Future[bytes]], bytes],
+                 acked_reply: Callable[[bytes], Callable[[asyncio.Future[Any]], bytes]]) -> None:
         self._keyspace = keyspace
         self._pending_reply = pending_reply
+        self._acked_reply = acked_reply
         self._limit = keyspace.max_reply_bytes
         self._set_plain = keyspace.set_plain
         self._get_stored = keyspace.get_stored
@@ -74,13 +78,17 @@ class FastPath:
             b"SET": self.set,
         }
 
-    def set(self, args: bytes) -> bytes | None:
+    def set(self, args: bytes) -> bytes | Pending | None:
         """``SET`` of arguments that need no decoding: stored and echoed as sent."""
         pairs = plain_items(args)
         if pairs is None:
             return None
-        self._set_plain(pairs)
-        return b"".join((b":SAT ", args, b"\n"))
+        acked = self._set_plain(pairs)
+        reply = b"".join((b":SAT ", args, b"\n"))
+        if acked is None:
+            return reply
+        # Answered once the copies are stored; it holds back nothing else.
+        return Pending(asyncio.ensure_future(acked), self._acked_reply(reply), HOLDS_NOTHING)
 
     def get(self, args: bytes) -> bytes | Pending | None:
         """``GET`` of keys that need no decoding."""
@@ -125,7 +133,7 @@ class FastPath:
         if not self._keyspace.read_remote(keys, answered):
             return _GOT_NONE
         future = self._keyspace.new_future()
-        return Pending(future, self._pending_reply, False)
+        return Pending(future, self._pending_reply, HOLDS_WRITES)
 
     def _got_one(self, key: bytes, stored: bytes | None) -> bytes:
         if stored is None:

@@ -42,11 +42,22 @@ class LineProtocol:
         self.stats = stats
         self.max_line_bytes = max_line_bytes
         self.max_peer_line_bytes = max_peer_line_bytes
-        fast = FastPath(keyspace, pending_bytes)
+        fast = FastPath(keyspace, pending_bytes, acked_reply)
         self.fast_handlers = fast.handlers if fast_path else {}
 
     def connection(self, peer: str = "?") -> LineFrontEnd:
         return LineFrontEnd(self, peer)
+
+
+def acked_reply(reply: bytes) -> Callable[[asyncio.Future[Any]], bytes]:
+    """How a write whose reply is known is answered once its copies are stored."""
+    def finish(future: asyncio.Future[Any]) -> bytes:
+        try:
+            result_of(future)
+        except ProtocolError as exc:
+            return error_line(exc.message, exc.tag)
+        return reply
+    return finish
 
 
 def pending_bytes(future: asyncio.Future[bytes]) -> bytes:
@@ -163,7 +174,7 @@ class LineFrontEnd:
             return self._internal_error(line, exc, tag)
         if isinstance(outcome, asyncio.Future):
             return Pending(outcome, lambda future: self._finish(request, tag, future),
-                           spec.writes)
+                           spec.holds)
         result_type = type(outcome)
         if result_type is Bye:
             return Final(encode_result(request, outcome, tag))

@@ -25,6 +25,7 @@ from olivia.core.errors import (
 )
 from olivia.core.registry import Registry, VerbSpec
 from olivia.core.requests import (
+    COPIES,
     FILTER_PUSH,
     HELLO,
     KEY_STAMPS,
@@ -34,9 +35,12 @@ from olivia.core.requests import (
     NAME,
     NONE,
     PAIRS,
+    SLOT_DIGESTS,
+    SLOTS,
     STAMPED_KEYS,
     TEXT,
     TTL_ITEMS,
+    VERSIONS,
     Keys,
     KeyStamps,
     Pairs,
@@ -147,6 +151,10 @@ def _key_stamps(verb: str, args: bytes | None) -> KeyStamps:
     return tuple(items)
 
 
+def _copies(verb: str, args: bytes | None) -> Any:
+    return peer.parse_copies(verb, items_of(verb, args or b""))
+
+
 SHAPE_PARSERS: dict[Shape[Any], Callable[[str, bytes | None], Any]] = {
     NONE: _none,
     TEXT: _text,
@@ -158,6 +166,10 @@ SHAPE_PARSERS: dict[Shape[Any], Callable[[str, bytes | None], Any]] = {
     STAMPED_KEYS: _stamped_keys,
     KEY_STAMPS: _key_stamps,
     FILTER_PUSH: lambda verb, args: peer.parse_filter_push(verb, args or b""),
+    COPIES: _copies,
+    SLOT_DIGESTS: lambda verb, args: peer.parse_slot_digests(verb, items_of(verb, args or b"")),
+    SLOTS: lambda verb, args: peer.parse_slots(verb, items_of(verb, args or b"")),
+    VERSIONS: lambda verb, args: peer.parse_versions(verb, items_of(verb, args or b"")),
 }
 
 

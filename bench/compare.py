@@ -10,10 +10,12 @@ loopback ports and runs ``olivia-bench`` (``python -m olivia.tools.bench
 16-byte values, SET and GET at pipeline depths 1, 2, 4, 8, 16 and 32, Olivia
 and Redis runs interleaved so that a change in the machine's load hits both.
 The keyspace is populated once per server before the first run.  Then it
-starts a 2-node Olivia cluster (node B joined to node A), writes every key at
-A only, and runs GET at B (every GET a remote lookup at A) at -P 1 and -P 16;
-then writes the keys at B and runs the same GETs again (local), for the ratio
-remote/local.
+starts a 2-node Olivia cluster (node B joined to node A) with replication off
+(a config file holding ``[cluster] replicas = 0``: with the default of one
+replica, every key written at A would also be stored at B), writes every key
+at A only, and runs GET at B (every GET a remote lookup at A) at -P 1 and -P
+16; then writes the keys at B and runs the same GETs again (local), for the
+ratio remote/local.
 
 It writes to ``--out``: ``throughput.csv`` (every run), ``results.md`` (the
 table, the machine, the date and the exact commands; also printed on
@@ -42,9 +44,11 @@ from pathlib import Path
 
 from bench.machine import first_line, proc_field
 from bench.servers import (
+    NO_REPLICAS,
     ROOT,
     ServerError,
     ServerProcess,
+    config_file,
     olivia_server,
     redis_binary,
     redis_server,
@@ -229,10 +233,14 @@ def wait_quiet(nodes: Sequence[ServerProcess]) -> None:
 
 
 def remote_and_local(bench: Bench, pipelines: Sequence[int]) -> tuple[list[Row], dict[str, int]]:
-    """GET at node B of keys held by node A (remote), then of keys B holds (local)."""
+    """GET at node B of keys held by node A (remote), then of keys B holds (local).
+
+    Replication is off (``[cluster] replicas = 0``), so a key lives on its writer only."""
     rows: list[Row] = []
-    with olivia_server("--name", "a", name="node-a") as a, \
-            olivia_server("--name", "b", "--peers", a.address, name="node-b") as b:
+    with config_file(NO_REPLICAS, "replicas0.toml") as config, \
+            olivia_server("--name", "a", "--config", str(config), name="node-a") as a, \
+            olivia_server("--name", "b", "--peers", a.address, "--config", str(config),
+                          name="node-b") as b:
         progress("cluster: waiting for nodes a and b to see each other ...")
         wait_peers((a, b), 1)
         progress(f"cluster: populating {KEYSPACE} keys at node a ...")
@@ -354,8 +362,10 @@ def report(rows: Sequence[Row], counters: dict[str, int], info: dict[str, str],
         + (f" --repeat {args.repeat}" if args.repeat != 3 and not args.quick else ""),
         f"    {redis_binary()} --port $REDIS_PORT --bind 127.0.0.1 --save '' --appendonly no",
         "    python -m olivia --host 127.0.0.1 --port 0",
-        "    python -m olivia --host 127.0.0.1 --port 0 --name a          # node A",
-        "    python -m olivia --host 127.0.0.1 --port 0 --name b --peers 127.0.0.1:$NODE_A_PORT",
+        "    printf '[cluster]\\nreplicas = 0\\n' > replicas0.toml   # the 2 nodes: no replica",
+        "    python -m olivia --host 127.0.0.1 --port 0 --name a --config replicas0.toml  # node A",
+        "    python -m olivia --host 127.0.0.1 --port 0 --name b --config replicas0.toml "
+        "--peers 127.0.0.1:$NODE_A_PORT",
         *(f"    {command}" for command in bench.commands),
     ]
     return "\n".join(lines) + "\n"

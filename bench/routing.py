@@ -5,7 +5,7 @@ Run from the repository root::
     python bench/routing.py [--nodes 3,8] [--keys 2000]
 
 For each cluster size N it starts N Olivia nodes (``python -m olivia --port 0
---name nK``, this working tree, built-in defaults) on 127.0.0.1, every node
+--name nK --config F``, this working tree) on 127.0.0.1, every node
 after the first seeded with the first one's address, and waits until every
 node's INFO shows ``peers`` = N-1.  Then, reading the INFO counters before and
 after each phase:
@@ -20,8 +20,11 @@ after each phase:
    all nodes; the same again with 100-key ``SET`` lines;
 4. compares with asking every peer (N-1 messages per GET).
 
-``--bloom-capacity C`` gives every node a config file with ``[bloom] capacity
-= C`` (with C = K, node 1's filter is at its design fp_rate during the GETs).
+The config file holds ``[cluster] replicas = 0`` (replication off: with the
+default of one replica, node 1's keys would also be stored on other nodes,
+and the GETs at node 2 would not all go to node 1); every other setting is
+the built-in default.  ``--bloom-capacity C`` adds ``[bloom] capacity = C``
+(with C = K, node 1's filter is at its design fp_rate during the GETs).
 
 It prints a markdown table on stdout (details on stderr) and stops every node
 it started (SIGTERM, then SIGKILL) whatever happens.  Only loopback traffic;
@@ -48,6 +51,7 @@ if __package__ in (None, ""):  # run as a script (python bench/routing.py): impo
     sys.path.insert(0, str(ROOT))
 
 from bench.servers import (  # noqa: E402
+    NO_REPLICAS,
     ServerError,
     ServerProcess,
     run_or_exit,
@@ -80,14 +84,12 @@ class BenchError(Exception):
 
 
 def start_node(name: str, workdir: Path, seed_port: int | None,
-               config: Path | None) -> ServerProcess:
-    """Start ``python -m olivia --name NAME`` (built-in defaults unless ``config``)
-    without waiting for it to listen: call its ``wait_listening()``."""
-    args = ["--name", name]
+               config: Path) -> ServerProcess:
+    """Start ``python -m olivia --name NAME --config CONFIG`` without waiting
+    for it to listen: call its ``wait_listening()``."""
+    args = ["--name", name, "--config", str(config)]
     if seed_port is not None:
         args += ["--peers", f"{HOST}:{seed_port}"]
-    if config is not None:
-        args += ["--config", str(config)]
     return start_olivia(*args, name=name, workdir=workdir, wait=False)
 
 
@@ -247,10 +249,11 @@ def run_cluster(size: int, count: int, parent: Path, bloom_capacity: int | None)
     started = time.monotonic()
     workdir = parent / f"cluster-{size}"
     workdir.mkdir()
-    config = None
+    config = workdir / "bench.toml"
+    text = NO_REPLICAS  # every key on its writer only: GETs at node 2 are remote
     if bloom_capacity is not None:
-        config = workdir / "bench.toml"
-        config.write_text(f"[bloom]\ncapacity = {bloom_capacity}\n")
+        text += f"\n[bloom]\ncapacity = {bloom_capacity}\n"
+    config.write_text(text)
     nodes: list[ServerProcess] = []
     try:
         first = start_node("n1", workdir, None, config)
@@ -407,8 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=2000,
                         help="K: keys per phase (default 2000)")
     parser.add_argument("--bloom-capacity", type=int, default=None, metavar="C",
-                        help="give every node a config file with [bloom] capacity = C "
-                        "(default: no config file, built-in capacity); --bloom-capacity "
+                        help="add [bloom] capacity = C to every node's config file "
+                        "(default: the built-in capacity); --bloom-capacity "
                         "equal to --keys fills node 1's filter to its design fp_rate for the "
                         "miss phase")
     args = parser.parse_args(argv)
@@ -421,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           (BenchError, ServerError, OliviaError), "routing benchmark failed",
                           "routing benchmark interrupted; its nodes were stopped")
     capacity = "built-in" if args.bloom_capacity is None else str(args.bloom_capacity)
-    print(f"# Routing: {args.keys} keys per phase, bloom capacity {capacity}, "
+    print(f"# Routing: {args.keys} keys per phase, replicas 0, bloom capacity {capacity}, "
           f"{dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
           f"{platform.node()} ({os.cpu_count()} CPUs), Python {platform.python_version()}")
     print()

@@ -10,9 +10,10 @@ then SIGKILL, by its PID) when the ``with`` block ends, even on an error::
 
 An Olivia node runs this working tree (``python -m olivia``) with its working
 directory in an empty temporary directory, so no ``config.toml`` is read and
-the built-in defaults apply unless ``--config`` is passed.  Its stderr goes
-to a log file (``ServerProcess.log()``).  Linux only for the RSS helpers
-(``/proc``).
+the built-in defaults apply unless ``--config`` is passed (:func:`config_file`
+writes one; the default is one replica of every key, ``NO_REPLICAS`` turns
+that off).  Its stderr goes to a log file (``ServerProcess.log()``).  Linux
+only for the RSS helpers (``/proc``).
 
 Olivia is spoken to with :class:`olivia.Client`; Redis with
 :class:`RedisConnection`, which moves the bytes of
@@ -321,6 +322,22 @@ def start_olivia(*args: str, name: str = "olivia", workdir: Path | None = None,
             server.stop()
             raise
     return server
+
+
+#: A node config that turns replication off (``[cluster] replicas``, default 1):
+#: each key then lives on its writer only, as the remote-GET and routing
+#: measurements need.
+NO_REPLICAS = "[cluster]\nreplicas = 0\n"
+
+
+@contextmanager
+def config_file(text: str, name: str = "bench.toml") -> Iterator[Path]:
+    """A TOML config file holding ``text``, for ``--config PATH``; removed when
+    the block ends."""
+    with tempfile.TemporaryDirectory(prefix="olivia-config-") as tmp:
+        path = Path(tmp) / name
+        path.write_text(text)
+        yield path
 
 
 def redis_binary() -> str:

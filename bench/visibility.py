@@ -7,8 +7,12 @@ after its reply; this script measures it where it is hardest::
 
     python -m bench.visibility                 # 1,000,000 keys, 5 runs
     python -m bench.visibility --keys 300000 --runs 10
+    python -m bench.visibility --replicas 1    # with a replica (the node default)
 
-Each run starts a fresh 2-node cluster (B joined to A), loads ``--keys``
+Each run starts a fresh 2-node cluster (B joined to A), both nodes with a
+config file holding ``[cluster] replicas = R`` (``--replicas``, default 0:
+the key lives on A only and reaches B by gossip, which is what this
+measures; with 1, A stores every write on B before it answers), loads ``--keys``
 keys of 16 bytes into A with ``olivia.Client.mset``, then writes one new key
 on A and polls ``GET`` on B every millisecond until it answers, reporting the
 delay from A's ``:SAT`` and A's pending invalidations at that moment.  Then
@@ -23,7 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from bench.servers import ServerError, olivia_server, wait_for
+from bench.servers import ServerError, config_file, olivia_server, wait_for
 from olivia import Client
 
 VALUE = b"v" * 16
@@ -40,9 +44,10 @@ def seen_after(writer: Client, reader: Client, key: bytes, timeout: float = 10.0
     return time.monotonic() - started
 
 
-def one_run(keys: int) -> tuple[float, float, int, float]:
-    with olivia_server("--name", "a") as a, \
-            olivia_server("--name", "b", "--peers", a.address) as b:
+def one_run(keys: int, replicas: int) -> tuple[float, float, int, float]:
+    with config_file(f"[cluster]\nreplicas = {replicas}\n") as config, \
+            olivia_server("--name", "a", "--config", str(config)) as a, \
+            olivia_server("--name", "b", "--peers", a.address, "--config", str(config)) as b:
         wait_for(lambda: a.info()["peers"] == "1" == b.info()["peers"], "the nodes to meet")
         with Client(a.host, a.port) as at_a, Client(b.host, b.port) as at_b:
             started = time.monotonic()
@@ -60,11 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keys", type=int, default=1_000_000, help="keys loaded into A")
     parser.add_argument("--runs", type=int, default=5, help="fresh clusters to measure")
+    parser.add_argument("--replicas", type=int, default=0, choices=range(0, 2),
+                        help="[cluster] replicas of both nodes (default 0: no replica)")
     args = parser.parse_args(argv)
     firsts, seconds = [], []
     try:
         for run in range(1, args.runs + 1):
-            first, second, pending, load_s = one_run(args.keys)
+            first, second, pending, load_s = one_run(args.keys, args.replicas)
             firsts.append(first)
             seconds.append(second)
             print(f"run {run}: loaded {args.keys:,} keys in {load_s:.2f} s; first key visible "
@@ -74,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.visibility: {exc}", file=sys.stderr)
         return 1
     both = firsts + seconds
-    print(f"| {args.keys:,} | {args.runs} | {statistics.median(firsts) * 1000:.0f} | "
+    print(f"| {args.keys:,} (replicas {args.replicas}) | {args.runs} | "
+          f"{statistics.median(firsts) * 1000:.0f} | "
           f"{max(firsts) * 1000:.0f} | {statistics.median(seconds) * 1000:.0f} | "
           f"{max(both) * 1000:.0f} |")
     return 0

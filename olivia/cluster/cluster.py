@@ -73,8 +73,8 @@ class Cluster:
         self.detector = FailureDetector(self.table, self.dialer, self.tasks,
                                         config.forget_after)
         self.detector.after_tick = self.members_changed
-        self.gossip = Gossip(config, self.table, own_filter, stats, self.tasks)
         self.placement = Placement("", config.cluster_replicas)
+        self.gossip = Gossip(config, self.table, own_filter, stats, self.tasks, self.placement)
         self.router = Router(config, self.table, self.placement, keyspace, stats, self.tasks)
         self.sync = AntiEntropy(config, self.table, self.placement, keyspace, stats, self.tasks)
         self.replicator = Replicator(config, self.table, self.placement, stats, self.tasks,
@@ -83,6 +83,7 @@ class Cluster:
                                self.homes_here, self.sync.guests)
         self.table.on_link(lambda _: self.members_changed())
         self.table.on_drop(lambda _, __: self.members_changed())
+        self.table.on_state(self.members_changed)
         self._keyspace = keyspace
         self.incarnation = time.time_ns()
         #: The peers known in any state; its truthiness is checked on every write.
@@ -92,6 +93,7 @@ class Cluster:
         self.has_alive_peer = self.table.has_alive_peer  # type: ignore[method-assign]
         self.lookup = self.router.lookup  # type: ignore[method-assign]
         self.replicate = self.replicator.replicate  # type: ignore[method-assign]
+        self.replicates = config.cluster_replicas > 0
 
     def specs(self) -> list[VerbSpec[Any]]:
         """The peer dialect's registry entries."""
@@ -123,7 +125,7 @@ class Cluster:
 
     def homes_here(self, slot: int) -> bool:
         """Whether this node is one of ``slot``'s homes."""
-        return self.placement.me in self.placement.homes(slot)
+        return self.placement.home_here(slot)
 
     async def hand_over(self, timeout: float) -> None:
         """Leaving: push the keys that would lose a copy to their new homes."""

@@ -140,6 +140,7 @@ class Dialer:
         table.set_link(them.name, link)
         if peer.apply(PeerEvent.HANDSHAKE_OK, time.monotonic()):
             log.info("peer %s is %s", them.name, peer.state.value)
+            table.state_changed()  # placement now, not at the next tick
         self.exchange_with(them.name)
         return True
 

@@ -23,9 +23,11 @@ from collections.abc import Iterable
 
 from olivia.cluster.own_filter import FilterFeed, OwnFilter
 from olivia.cluster.peer_table import PeerTable
+from olivia.cluster.placement import Placement
 from olivia.config import Config
 from olivia.core.errors import OliviaError
 from olivia.core.requests import FilterPush, KeyStamps
+from olivia.core.slots import slot_of
 from olivia.core.tasks import TaskSet
 from olivia.observe.stats import Stats
 from olivia.protocols.line.peer import filter_payload, invalidate_payload, peer_line
@@ -48,8 +50,11 @@ class Gossip:
     """The gossip rounds of one node."""
 
     def __init__(self, config: Config, table: PeerTable, own_filter: OwnFilter,
-                 stats: Stats, tasks: TaskSet) -> None:
+                 stats: Stats, tasks: TaskSet, placement: Placement) -> None:
         self._config = config
+        # With replicas, a key's homes get the new version itself (olivia.
+        # cluster.replication): an invalidation to them would only cost.
+        self._placement = placement if config.cluster_replicas else None
         self._table = table
         self._own_filter = own_filter
         self._bloom = own_filter.bloom
@@ -97,9 +102,15 @@ class Gossip:
         self._own_filter.flush()  # this turn's new keys go out in this round
         self.feed.new_round()
         fresh, self._fresh = self._fresh, []
+        homed = self._homed(fresh)
         for peer in table.membership:
             outbox = self._outbox.setdefault(peer.name, [])
-            outbox.extend(fresh)
+            if homed is None:
+                outbox.extend(fresh)
+            else:
+                name = peer.name
+                outbox.extend([item for item, homes in zip(fresh, homed, strict=True)
+                               if name not in homes])
             if len(outbox) > MAX_PENDING_INVALIDATIONS:
                 log.warning("dropping %d invalidations for %s: it is not keeping up",
                             len(outbox) - MAX_PENDING_INVALIDATIONS, peer.name)
@@ -117,6 +128,14 @@ class Gossip:
                 self._pushing_invalidations[name] = len(invalidations)
                 self._tasks.spawn(self._push_invalidations(name, invalidations),
                                   f"invalidations to {name}")
+
+    def _homed(self, fresh: list[tuple[bytes, bytes]]) -> list[tuple[str, ...]] | None:
+        """The homes of each fresh key, when they get copies instead."""
+        placement = self._placement
+        if placement is None or not fresh:
+            return None
+        homes = placement.homes
+        return [homes(slot_of(key)) for key, _ in fresh]
 
     def _timeout(self) -> float:
         return max(self._config.lookup_timeout, 1.0)

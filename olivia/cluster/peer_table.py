@@ -48,6 +48,7 @@ class PeerTable:
         self.my_name = ""
         self._link_hooks: list[Callable[[str], None]] = []
         self._drop_hooks: list[Callable[[str, bool], None]] = []
+        self._state_hooks: list[Callable[[], None]] = []
 
     def on_link(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(name)`` when a peer gets a new link (it needs our whole filter)."""
@@ -57,6 +58,15 @@ class PeerTable:
         """Call ``hook(name, keep_pending)`` when a peer's link and filter are
         dropped; ``keep_pending`` is false when it left or restarted empty."""
         self._drop_hooks.append(hook)
+
+    def on_state(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` when a peer's state changed outside the failure
+        detector's tick (a handshake made it alive)."""
+        self._state_hooks.append(hook)
+
+    def state_changed(self) -> None:
+        for hook in self._state_hooks:
+            hook()
 
     # -- reading --------------------------------------------------------------
 

@@ -32,6 +32,11 @@ class Placement:
         self.replicas = replicas
         self._members: tuple[str, ...] = (me,)
         self._ranked: dict[int, tuple[str, ...]] = {}  # slot -> members, best first
+        # slot -> its homes, and whether this node is one: looked up for
+        # every key written or copied, so kept in lists (filled on first use).
+        self._homes: list[tuple[str, ...] | None] = [None] * SLOTS
+        self._home_here: bytearray = bytearray(SLOTS)
+        self._home_known: bytearray = bytearray(SLOTS)
         self.epoch = 0  # changes whenever the members do
 
     @property
@@ -45,6 +50,8 @@ class Placement:
             return False
         self._members = members
         self._ranked = {}
+        self._homes = [None] * SLOTS
+        self._home_known = bytearray(SLOTS)
         self.epoch += 1
         return True
 
@@ -60,9 +67,19 @@ class Placement:
         """The slot's ``replicas + 1`` homes (among ``members`` if given:
         a view without some node, as a leaving node computes)."""
         if members is None:
-            return self.ranked(slot)[:self.replicas + 1]
+            homes = self._homes[slot]
+            if homes is None:
+                homes = self._homes[slot] = self.ranked(slot)[:self.replicas + 1]
+            return homes
         return tuple(sorted(members, key=lambda name: _score(slot, name),
                             reverse=True))[:self.replicas + 1]
+
+    def home_here(self, slot: int) -> bool:
+        """Whether this node is one of the slot's homes."""
+        if not self._home_known[slot]:
+            self._home_here[slot] = self.me in self.homes(slot)
+            self._home_known[slot] = 1
+        return bool(self._home_here[slot])
 
     def homes_of(self, key: bytes) -> tuple[str, ...]:
         return self.homes(slot_of(key))

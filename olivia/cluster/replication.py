@@ -36,6 +36,12 @@ BATCH_ITEMS = 2000  # copies per REQUEST REPLICATE line at most
 BATCH_BYTES = 8 << 20  # and bytes of values
 
 
+def replicate_timeout(config: Config) -> float:
+    """Seconds a home may take to store copies before they go elsewhere: as
+    long as a lookup may wait (a paused home is suspected about then)."""
+    return max(config.lookup_timeout, 1.0)
+
+
 class _Write:
     """One write waiting for its copies: per home, the copies sent there."""
 
@@ -65,9 +71,7 @@ class Replicator:
     def __init__(self, config: Config, table: PeerTable, placement: Placement,
                  stats: Stats, tasks: TaskSet, guests: dict[bytes, None]) -> None:
         self.replicas = config.cluster_replicas
-        # Seconds a home may take before its keys go elsewhere: as long as a
-        # lookup may wait (a paused home is suspected about then).
-        self._timeout = max(config.lookup_timeout, 1.0)
+        self._timeout = replicate_timeout(config)
         self._guests = guests  # written here, homed elsewhere (olivia.cluster.sync)
         self._table = table
         self._placement = placement

@@ -156,10 +156,12 @@ class Keyspace:
         for key in keys:
             self.tombstones.add(key, stamp)
         peers.announce(keys, stamp)
-        unique = list(dict.fromkeys(keys))
-        if not peers.has_alive_peer():
+        # With replicas every key goes out: its homes keep the tombstone.
+        # Without, only the misses: older copies of the others go by invalidation.
+        remote = [key for key in dict.fromkeys(keys) if peers.replicates or key not in deleted]
+        if not remote or not peers.has_alive_peer():
             return deleted
-        return self._spawn(self._delete_remote(deleted, unique, stamp))
+        return self._spawn(self._delete_remote(deleted, remote, stamp))
 
     async def _delete_remote(self, deleted: set[bytes], keys: list[bytes],
                              stamp: bytes) -> set[bytes]:

@@ -21,6 +21,10 @@ class Peers(Protocol):
         """The peers known in any state (true when there is any): checked on
         every write, so a container, not a call."""
 
+    @property
+    def replicates(self) -> bool:
+        """Whether writes are copied to other nodes (``cluster.replicas`` > 0)."""
+
     def has_alive_peer(self) -> bool:
         """Whether any other node can be asked now (checked on every local miss)."""
 
@@ -46,6 +50,7 @@ class NoPeers:
     """A node with no cluster: nothing to ask, nobody to tell."""
 
     known: Sized = ()
+    replicates = False
 
     def has_alive_peer(self) -> bool:
         return False

@@ -25,7 +25,7 @@ FIELD_ORDER = (
     "invalidated_keys", "invalidations_pending", "lookup_messages", "gossip_messages",
     "gossip_bytes", "peers_known", "peers_suspect", "peers_down", "seeds_unreachable",
     "replicas", "under_replicated_keys", "tombstones", "replicated_keys", "repair_keys_sent",
-    "repair_keys_received", "handoff_keys",
+    "repair_keys_received", "handoff_keys", "sync_bytes",
 )
 _RANK = {name: rank for rank, name in enumerate(FIELD_ORDER)}
 

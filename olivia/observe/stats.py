@@ -29,6 +29,7 @@ class Stats:
     repair_keys_sent: int = 0  # versions sent by anti-entropy (values and deletes)
     repair_keys_received: int = 0  # versions taken from anti-entropy and hand-overs
     handoff_keys: int = 0  # versions handed over when leaving
+    sync_bytes: int = 0  # bytes of anti-entropy requests sent and their replies
 
     def info_fields(self) -> list[tuple[str, object]]:
         return [
@@ -48,6 +49,7 @@ class Stats:
             ("repair_keys_sent", self.repair_keys_sent),
             ("repair_keys_received", self.repair_keys_received),
             ("handoff_keys", self.handoff_keys),
+            ("sync_bytes", self.sync_bytes),
         ]
 
 

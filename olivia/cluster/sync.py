@@ -263,46 +263,57 @@ class AntiEntropy:
 
     async def _offer_guests(self) -> None:
         """Offer guest keys to their homes; their copies here are forgotten
-        DROP_AFTER seconds after the homes took them."""
+        DROP_AFTER seconds after the homes took them.  A slot whose digest
+        here equals the home's (it holds the same versions: the usual case
+        once replication or repair got there) is settled for all its keys at
+        once; only the keys of the other slots are offered one by one."""
         guests = self.guests
         if not guests:
             return
         placement, keyspace = self._placement, self._keyspace
         me = placement.me
-        offers: dict[str, list[Version]] = {}
+        by_slot: dict[int, list[Version]] = {}
         owed: dict[bytes, tuple[Version, int]] = {}  # key -> (version, homes yet to take it)
         for key in list(guests):
-            homes = placement.homes(slot_of(key))
+            slot = slot_of(key)
+            homes = placement.homes(slot)
             version = keyspace.version_of(key)
             if me in homes or version is None:
                 del guests[key]
                 continue
             owed[key] = (version, len(homes))
-            for home in homes:
-                offers.setdefault(home, []).append(version)
-        for home, versions in offers.items():
+            by_slot.setdefault(slot, []).append(version)
+        for home in {home for slot in by_slot for home in placement.homes(slot)}:
             link = self._table.links.get(home)
-            if link is None:
-                continue
-            taken = 0
-            for start in range(0, len(versions), CHUNK):
-                chunk = versions[start:start + CHUNK]
-                reply = await ask(link, versions_payload(b"OFFER", chunk), self._stats)
-                wanted = decode_keys(reply.payload)
-                copies = keyspace.copies_of(wanted)
-                taken += await push(link, self._stats, copies)
-                for version in chunk:
-                    held, left = owed[version.key]
-                    owed[version.key] = (held, left - 1)
-            self._stats.repair_keys_sent += taken
-            if taken:
-                log.info("offered %d guest keys to %s, which took %d", len(versions), home, taken)
+            if link is not None:
+                slots = sorted(slot for slot in by_slot if home in placement.homes(slot))
+                await self._hand_guests(home, link, slots, by_slot, owed)
         now = time.monotonic()
         for key, (version, left) in owed.items():
             if left == 0 and keyspace.version_of(key) == version:
                 del guests[key]  # a newer write since puts it back (replication)
                 if not version.tombstone:
                     self._handed[key] = (version.stamp, now)
+
+    async def _hand_guests(self, home: str, link: PeerLink, slots: list[int],
+                           by_slot: dict[int, list[Version]],
+                           owed: dict[bytes, tuple[Version, int]]) -> None:
+        """Make sure ``home`` holds this node's guest versions in ``slots``."""
+        differ = set(await self._differing(link, slots))
+        offered = [version for slot in slots if slot in differ for version in by_slot[slot]]
+        taken = 0
+        for start in range(0, len(offered), CHUNK):
+            chunk = offered[start:start + CHUNK]
+            reply = await ask(link, versions_payload(b"OFFER", chunk), self._stats)
+            taken += await push(link, self._stats, self._keyspace.copies_of(
+                decode_keys(reply.payload)))
+        for slot in slots:
+            for version in by_slot[slot]:
+                held, left = owed[version.key]
+                owed[version.key] = (held, left - 1)
+        self._stats.repair_keys_sent += taken
+        if taken:
+            log.info("offered %d guest keys to %s, which took %d", len(offered), home, taken)
 
     def _forget_handed(self) -> None:
         """Drop the guest copies handed over long enough ago, if unchanged."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 from olivia.cluster.links import PeerLink
@@ -94,9 +95,9 @@ class AntiEntropy:
         #: Keys (values or tombstones) held here in slots this node is not a
         #: home of: offered to the homes next round, then forgotten here.
         self.guests: dict[bytes, None] = {}
-        # Guest copies the homes hold: key -> (stamp, when), forgotten here
+        # Guest copies the homes hold, oldest first: forgotten here
         # DROP_AFTER seconds later if still that version.
-        self._handed: dict[bytes, tuple[bytes, float]] = {}
+        self._handed: deque[tuple[bytes, bytes, float]] = deque()  # (key, stamp, when)
         # Led slot -> the other homes it is not yet confirmed with.
         self._unconfirmed: dict[int, set[str]] = {}
         # Led slot -> rounds in a row it differed but was being written to.
@@ -293,7 +294,7 @@ class AntiEntropy:
             if left == 0 and keyspace.version_of(key) == version:
                 del guests[key]  # a newer write since puts it back (replication)
                 if not version.tombstone:
-                    self._handed[key] = (version.stamp, now)
+                    self._handed.append((key, version.stamp, now))
 
     async def _hand_guests(self, home: str, link: PeerLink, slots: list[int],
                            by_slot: dict[int, list[Version]],
@@ -321,12 +322,12 @@ class AntiEntropy:
         if not handed:
             return
         due = time.monotonic() - DROP_AFTER
-        me, homes = self._placement.me, self._placement.homes
-        for key, (stamp, when) in list(handed.items()):
-            if when <= due:
-                del handed[key]
-                if me not in homes(slot_of(key)):
-                    self._keyspace.drop_copy(key, stamp)
+        home_here = self._placement.home_here
+        # Oldest first: a tick costs what it drops, not what is waiting.
+        while handed and handed[0][2] <= due:
+            key, stamp, _ = handed.popleft()
+            if not home_here(slot_of(key)):
+                self._keyspace.drop_copy(key, stamp)  # only if still that version
 
     # -- leaving --------------------------------------------------------------
 

@@ -92,17 +92,19 @@ from bench.servers import (  # noqa: E402
     start_redis,
     wait_for,
 )
-from olivia import OliviaError  # noqa: E402
+from olivia import Client, OliviaError  # noqa: E402
+from olivia.cluster.handshake import DIAL, new_nonce, proof  # noqa: E402
 from olivia.cluster.placement import Placement  # noqa: E402
 from olivia.core.slots import slot_of  # noqa: E402
 from olivia.protocols.line.escaping import decode_field  # noqa: E402
-from olivia.protocols.line.peer import lookup_payload  # noqa: E402
+from olivia.protocols.line.peer import lookup_payload, parse_answer  # noqa: E402
 from olivia.protocols.line.replies import parse_reply  # noqa: E402
 from olivia.protocols.line.requests import pairs_payload, request_line  # noqa: E402
 
 NAMES = ("a", "b", "c")
 VALUE_BYTES = 16
 PER_LINE = 1000  # keys per SET line of a load
+SECRET = "bench-replication"  # the clusters' cluster.secret, for peer_handshake
 LOOKUP_BATCH = 2000  # keys per REQUEST LOOKUP line (what a node sends itself)
 CONNECTIONS = 50
 KEYSPACE = 100_000
@@ -224,7 +226,7 @@ def cluster(replicas: int, workdir: Path, problems: list[str]) -> Iterator[Clust
     the other two; stop them all when the block ends (WARNING+ log lines and
     unexpected exit statuses go to ``problems``)."""
     config = workdir / f"replicas-{replicas}.toml"
-    config.write_text(f"[cluster]\nreplicas = {replicas}\n")
+    config.write_text(f'[cluster]\nreplicas = {replicas}\nsecret = "{SECRET}"\n')
     group = Cluster(replicas, [])
     try:
         for name in NAMES:
@@ -354,11 +356,26 @@ def pipe_load(targets: Sequence[tuple[ServerProcess, Path]]) -> float:
 # --------------------------------------------------------------------------
 
 
+def peer_handshake(client: Client, name: str) -> None:
+    """Complete the peer handshake with the cluster's SECRET on ``client``'s
+    connection: the peer dialect (REQUEST LOOKUP) is refused to others."""
+    nonce = new_nonce()
+    reply = parse_reply(client.raw(f"REQUEST CONNECT {name} 127.0.0.1:1 1 ".encode() + nonce))
+    if reply.word != b"FULFILLED":
+        raise BenchError(f"REQUEST CONNECT answered {reply}")
+    answer = parse_answer(reply.payload)
+    mine = proof(SECRET.encode(), DIAL, nonce, answer.nonce, name, answer.identity.name)
+    reply = parse_reply(client.raw(b"REQUEST PROVE " + mine))
+    if reply.word != b"FULFILLED":
+        raise BenchError(f"REQUEST PROVE answered {reply}")
+
+
 def lookup(node: ServerProcess, keys: Sequence[bytes]) -> dict[bytes, bytes]:
     """key -> value of those of ``keys`` that ``node`` holds in its own store
     (``REQUEST LOOKUP`` asks no peer)."""
     found: dict[bytes, bytes] = {}
     with node.client(SOCKET_TIMEOUT) as client:
+        peer_handshake(client, "bench-probe")
         pipe = client.pipeline()
         for start in range(0, len(keys), LOOKUP_BATCH):
             pipe.raw(request_line(b"REQUEST", lookup_payload(keys[start:start + LOOKUP_BATCH])))
@@ -371,6 +388,7 @@ def lookup(node: ServerProcess, keys: Sequence[bytes]) -> dict[bytes, bytes]:
             for item in reply.payload.split(b",") if reply.payload else ():
                 key, value, _stamp = item.split(b":")
                 found[decode_field(key)] = decode_field(value)
+        client.raw(b"REQUEST DISCONNECT bench-probe")
     return found
 
 

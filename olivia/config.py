@@ -22,6 +22,12 @@ from typing import Any
 CONFIG_ENV = "OLIVIA_CONFIG"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+#: What a node may do when a write would take it over ``max_memory``.
+EVICTION_POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
+                     "volatile-lru", "volatile-ttl")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2,
+               "g": 1000**3, "gb": 1024**3}
+_SIZE_MATCH = re.compile(r"\s*([0-9]+)\s*([a-z]*)\s*\Z").match
 
 
 class ConfigError(Exception):
@@ -89,6 +95,33 @@ class Config:
                                             "every peer (membership changes start one at "
                                             "once)", "float", min=0.1, max=3600.0,
                                             table="cluster")
+    cluster_secret: str = _setting("", "shared by the nodes of a cluster: a joining node proves "
+                                   "it (HMAC challenge-response); empty = none", "secret",
+                                   table="cluster")
+    cluster_secret_file: str = _setting("", "file holding cluster.secret (its first line), so "
+                                        "it need not be in this file", "path", table="cluster")
+    auth_password: str = _setting("", "clients must send AUTH <password> first; empty = no "
+                                  "password", "secret", table="auth")
+    auth_password_file: str = _setting("", "file holding the password (its first line), so it "
+                                       "need not be on the command line", "path", table="auth")
+    protected_mode: bool = _setting(True, "with no password, refuse clients that are not on "
+                                    "loopback (peers proving the cluster secret are let in)",
+                                    "bool")
+    tls_cert: str = _setting("", "PEM certificate (chain): clients and peers connect over TLS "
+                             "when set", "path", table="tls")
+    tls_key: str = _setting("", "PEM private key of tls.cert", "path", table="tls")
+    tls_ca: str = _setting("", "PEM CA bundle: peers must present a certificate it signed "
+                           "(mutual TLS), and so must the nodes this one dials", "path",
+                           table="tls")
+    max_memory: int = _setting(0, "bytes of data this node keeps at most (512mb-style units "
+                               "allowed); 0 = no limit", "size", min=0, max=1 << 50)
+    eviction_policy: str = _setting("noeviction", "at max_memory: noeviction (writes get ERR "
+                                    "OOM), allkeys-lru, allkeys-lfu, allkeys-random, "
+                                    "volatile-lru, volatile-ttl", "policy")
+    max_client_output_bytes: int = _setting(64 << 20, "replies buffered for a client that does "
+                                            "not read them, at most; then it is not read "
+                                            "from until it catches up", "size",
+                                            min=1 << 16, max=1 << 40)
     cluster_leave_timeout: float = _setting(60.0, "seconds a leaving node may spend handing "
                                             "its keys over before it exits", "float",
                                             min=0.0, max=3600.0, table="cluster")
@@ -96,6 +129,14 @@ class Config:
     @classmethod
     def setting_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    def password(self) -> str:
+        """The client password: auth.password, else the first line of auth.password_file."""
+        return _secret_of(self.auth_password, self.auth_password_file, "auth.password_file")
+
+    def secret(self) -> str:
+        """The cluster secret: cluster.secret, else the first line of cluster.secret_file."""
+        return _secret_of(self.cluster_secret, self.cluster_secret_file, "cluster.secret_file")
 
     def with_overrides(self, overrides: Mapping[str, Any], source: str) -> Config:
         """A copy with ``overrides`` applied, each validated; ``source`` names
@@ -110,6 +151,20 @@ class Config:
         return dataclasses.replace(self, **checked)
 
 
+def _secret_of(value: str, path: str, key: str) -> str:
+    if value or not path:
+        return value
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{key}: cannot read '{path}': {why}") from None
+    first = text.splitlines()[0].strip() if text.strip() else ""
+    if not first:
+        raise ConfigError(f"{key}: '{path}' is empty")
+    return first
+
+
 def _describe(spec: dataclasses.Field[Any]) -> str:
     check = spec.metadata["check"]
     lo, hi = spec.metadata.get("min"), spec.metadata.get("max")
@@ -121,7 +176,25 @@ def _describe(spec: dataclasses.Field[Any]) -> str:
         "address": "HOST:PORT (or empty)",
         "addresses": "a list of \"HOST:PORT\" strings",
         "log_level": "one of " + ", ".join(_LOG_LEVELS),
+        "secret": "a string (keep it out of version control: see the *_file settings)",
+        "path": "a file path (or empty)",
+        "bool": "true or false",
+        "size": f"a number of bytes from {lo} to {hi}, or a size such as \"512mb\"",
+        "policy": "one of " + ", ".join(EVICTION_POLICIES),
     }[check]
+
+
+def parse_size(value: object) -> int | None:
+    """Bytes from an int or a size such as ``"512mb"`` (kb, mb, gb are powers of
+    1024, k, m, g of 1000, as in redis.conf); None if it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        return None
+    match = _SIZE_MATCH(value.lower())
+    if match is None or match.group(2) not in _SIZE_UNITS:
+        return None
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
 
 
 def _is_address(value: object) -> bool:
@@ -153,6 +226,16 @@ def _check(spec: dataclasses.Field[Any], value: Any, source: str) -> Any:
         value = tuple(value) if ok else value
     elif check == "log_level":
         ok = value in _LOG_LEVELS
+    elif check in ("secret", "path"):
+        ok = isinstance(value, str) and "\n" not in value and "\0" not in value
+    elif check == "bool":
+        ok = isinstance(value, bool)
+    elif check == "size":
+        size = parse_size(value)
+        ok = size is not None and lo <= size <= hi
+        value = size if ok else value
+    elif check == "policy":
+        ok = value in EVICTION_POLICIES
     if not ok:
         table = spec.metadata.get("table")
         shown = f"{table}.{spec.name.removeprefix(table + '_')}" if table else spec.name
@@ -217,6 +300,8 @@ def default_toml() -> str:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, (list, tuple)):

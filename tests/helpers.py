@@ -18,6 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from olivia.cluster.handshake import DIAL, new_nonce, proof
+from olivia.protocols.line.peer import parse_answer
+
 DEADLINE = 10.0  # seconds any wait in a test may take before it fails
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
@@ -239,6 +242,39 @@ def config_flag(directory: Path, toml: str, name: str = "olivia.toml") -> list[s
     path = directory / name
     path.write_text(toml)
     return ["--config", str(path)]
+
+
+#: The cluster secret of test clusters that need one (see peer_session).
+SECRET = "test-cluster-secret"
+SECRET_TOML = f'[cluster]\nsecret = "{SECRET}"\n'
+
+
+def with_secret(directory: Path, toml: str = SECRET_TOML) -> list[str]:
+    """The flags of a node whose cluster has SECRET (``toml`` may add to the [cluster] table)."""
+    return config_flag(directory, toml, "secret.toml")
+
+
+@contextmanager
+def peer_session(node: OliviaProcess, name: str = "probe", secret: str = SECRET,
+                 address: str = "127.0.0.1:1") -> Iterator[LineClient]:
+    """A connection that completed the peer handshake with ``secret``, so it may
+    use the peer dialect (``REQUEST LOOKUP`` reads what the node itself holds).
+    The node counts it as a peer (at ``address``, which does not answer) until
+    the block ends and it says goodbye."""
+    client = node.client()
+    try:
+        nonce = new_nonce()
+        reply = client.request(f"REQUEST CONNECT {name} {address} 1 ".encode() + nonce)
+        assert reply.startswith(b":FULFILLED "), reply
+        answer = parse_answer(reply.partition(b" ")[2])
+        mine = proof(secret.encode(), DIAL, nonce, answer.nonce, name, answer.identity.name)
+        reply = client.request(b"REQUEST PROVE " + mine)
+        assert reply == b":FULFILLED", reply
+        yield client
+        with contextlib.suppress(AssertionError, OSError):  # it may have been dropped
+            client.request(f"REQUEST DISCONNECT {name}")
+    finally:
+        client.close()
 
 
 def no_replicas(directory: Path) -> list[str]:

@@ -13,21 +13,23 @@ import pytest
 
 from tests.helpers import (
     ClusterProcesses,
-    LineClient,
     OliviaProcess,
     free_port,
     info_of,
     no_replicas,
+    peer_session,
     running_cluster,
     running_node,
     wait_until,
+    with_secret,
 )
 
 
 @pytest.fixture(scope="module")
-def trio() -> Iterator[ClusterProcesses]:
-    """Three nodes shared by the tests of this module (each uses its own keys)."""
-    with running_cluster(3) as cluster:
+def trio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcesses]:
+    """Three nodes shared by the tests of this module (each uses its own keys),
+    with a cluster secret, so that a test can open a peer session."""
+    with running_cluster(3, *with_secret(tmp_path_factory.mktemp("trio"))) as cluster:
         yield cluster
 
 
@@ -185,7 +187,9 @@ def test_lookups_ask_only_the_peers_that_may_hold_the_key(trio: ClusterProcesses
         # With a replica (the default), b holds the keys of the slots it is a
         # home of; every other one has copies on two nodes (a, and c when
         # it is a home), and is asked of one of them only.
-        held_here = sum(cb.request(b"REQUEST LOOKUP " + key) != b":FULFILLED" for key in keys)
+        with peer_session(b) as peer:
+            held_here = sum(peer.request(b"REQUEST LOOKUP " + key) != b":FULFILLED"
+                            for key in keys)
         lookups0, probes0, hits0 = counters(b)
         for key in keys:
             assert cb.request(b"GET " + key) == b":GOT " + key + b":v"
@@ -209,7 +213,8 @@ def test_concurrent_remote_gets_share_peer_messages(trio: ClusterProcesses) -> N
         wait_until(lambda: all(cb.request(b"GET " + k) == b":GOT " + k + b":v" + k
                                for k in written), timeout=2, what="every key visible on b")
         # The keys b holds no copy of (it is not a home of their slots).
-        keys = [k for k in written if cb.request(b"REQUEST LOOKUP " + k) == b":FULFILLED"]
+        with peer_session(b) as peer:
+            keys = [k for k in written if peer.request(b"REQUEST LOOKUP " + k) == b":FULFILLED"]
         assert len(keys) >= 100
         half = len(keys) // 2
         before = int(info_of(cb)["lookup_messages"])
@@ -317,24 +322,17 @@ def fake_peer_listener() -> Iterator[socket.socket]:
         yield listener
 
 
-def fake_peer_handshake(node: OliviaProcess, name: str, port: int) -> LineClient:
-    client = node.client()
-    reply = client.request(f"t:REQUEST CONNECT {name} 127.0.0.1:{port} 1")
-    assert reply.startswith(b"t:FULFILLED ")
-    return client
-
-
 def test_a_peer_whose_node_id_collides_is_refused() -> None:
     # CRC-32 of these two names is equal; their stamps could tie.
     with running_node("--name", "plumless") as node, node.client() as client:
-        reply = client.request("REQUEST CONNECT buckeroo 127.0.0.1:9 1")
+        reply = client.request("REQUEST CONNECT buckeroo 127.0.0.1:9 1 " + "ab" * 16)
         assert reply.startswith(b":ERR node name 'buckeroo' has the same id")
         assert info_of(client)["peers_known"] == "0"
 
 
 def test_garbage_and_bad_filters_from_a_peer_do_no_harm(
-        fake_peer_listener: socket.socket) -> None:
-    with running_cluster(2) as cluster:
+        fake_peer_listener: socket.socket, tmp_path: Path) -> None:
+    with running_cluster(2, *with_secret(tmp_path)) as cluster:
         a, b = cluster.nodes
         port = fake_peer_listener.getsockname()[1]
         bad_requests = [
@@ -345,18 +343,17 @@ def test_garbage_and_bad_filters_from_a_peer_do_no_harm(
             b"REQUEST LOOKUP",
             b"REQUEST INVALIDATE x:zz",
         ]
+        address = f"127.0.0.1:{port}"
         for bad in bad_requests:
             # Each is answered with an error, logged, and the peer is dropped.
-            fake = fake_peer_handshake(a, "fake", port)
-            assert fake.request(bad).startswith(b":ERR "), bad
-            assert fake.is_closed_by_server()
-            fake.close()
+            with peer_session(a, "fake", address=address) as fake:
+                assert fake.request(bad).startswith(b":ERR "), bad
+                assert fake.is_closed_by_server()
         # A delta from the wrong version is normal (the sender then sends a
         # full copy): an error, but the peer stays connected.
-        fake = fake_peer_handshake(a, "fake", port)
-        assert fake.request("REQUEST FILTER fake DELTA 5 6 - -").startswith(b":ERR ")
-        assert fake.request("PING") == b":PONG"
-        fake.close()
+        with peer_session(a, "fake", address=address) as fake:
+            assert fake.request("REQUEST FILTER fake DELTA 5 6 - -").startswith(b":ERR ")
+            assert fake.request("PING") == b":PONG"
         assert a.log().count("dropping peer fake") == len(bad_requests)
         with a.client() as ca, b.client() as cb:
             ca.request("SET safe:1")
@@ -364,22 +361,23 @@ def test_garbage_and_bad_filters_from_a_peer_do_no_harm(
 
 
 def test_a_peer_that_stops_reading_is_dropped_and_stalls_nothing(
-        fake_peer_listener: socket.socket) -> None:
-    with running_cluster(2) as cluster:
+        fake_peer_listener: socket.socket, tmp_path: Path) -> None:
+    with running_cluster(2, *with_secret(tmp_path)) as cluster:
         a, b = cluster.nodes
-        fake = fake_peer_handshake(a, "mute", fake_peer_listener.getsockname()[1])
-        # a dials back to the fake peer, which accepts and never reads or answers.
-        fake_peer_listener.settimeout(5)
-        mute, _ = fake_peer_listener.accept()
-        with mute, fake, a.client() as ca:
-            wait_until(lambda: info_of(ca)["peers_known"] == "2", timeout=2)
-            wait_until(lambda: info_of(ca)["peers"] == "1", timeout=5,
-                       what="the mute peer to stop counting as alive")
-            started = time.monotonic()
-            ca.request("SET stall:1")
-            with b.client() as cb:
-                wait_until(lambda: cb.request("GET stall") == b":GOT stall:1", timeout=1)
-            assert time.monotonic() - started < 1.5
+        address = f"127.0.0.1:{fake_peer_listener.getsockname()[1]}"
+        with peer_session(a, "mute", address=address):
+            # a dials back to the fake peer, which accepts and never reads or answers.
+            fake_peer_listener.settimeout(5)
+            mute, _ = fake_peer_listener.accept()
+            with mute, a.client() as ca:
+                wait_until(lambda: info_of(ca)["peers_known"] == "2", timeout=2)
+                wait_until(lambda: info_of(ca)["peers"] == "1", timeout=5,
+                           what="the mute peer to stop counting as alive")
+                started = time.monotonic()
+                ca.request("SET stall:1")
+                with b.client() as cb:
+                    wait_until(lambda: cb.request("GET stall") == b":GOT stall:1", timeout=1)
+                assert time.monotonic() - started < 1.5
 
 
 
@@ -418,8 +416,8 @@ def test_an_operator_forgets_a_peer_at_once() -> None:
         with a.client() as client:
             wait_until(lambda: info_of(client)["peers"] == "0", what="the kill to be seen")
             assert info_of(client)["peers_known"] == "1"  # down, and redialled
-            assert client.request("REQUEST FORGET n2") == b":FULFILLED"
+            assert client.request("FORGET n2") == b":FORGOTTEN"
             assert info_of(client)["peers_known"] == "0"
-            assert client.request("REQUEST FORGET n2") \
+            assert client.request("FORGET n2") \
                 == b":ERR no peer named 'n2' (REQUEST PEERS lists the alive ones)"
         assert "peer n2 forgotten by an operator" in a.log()

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from olivia.core.clock import HybridClock
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
+from olivia.core.session import Guard
 from olivia.core.store import Store
 from olivia.core.verbs import CoreVerbs, core_verbs
 from olivia.observe.info import InfoBoard
@@ -22,9 +23,11 @@ REPLY_LIMIT = 12  # bytes of values a reply may carry: small, so the limit is ex
 
 def front_end(fast_path: bool) -> LineFrontEnd:
     keyspace = Keyspace(Store(FakeClock()), HybridClock("unit"), REPLY_LIMIT)
-    registry = Registry(core_verbs(CoreVerbs(keyspace, InfoBoard().fields)))
-    return LineProtocol(registry, keyspace, Stats(started_at=0.0), 1 << 20, 1 << 20,
-                        fast_path=fast_path).connection()
+    stats = Stats(started_at=0.0)
+    registry = Registry(core_verbs(CoreVerbs(keyspace, InfoBoard().fields,
+                                             Guard("", True, stats))))
+    return LineProtocol(registry, keyspace, stats, 1 << 20, 1 << 20,
+                        fast_path=fast_path).connection("127.0.0.1:1")
 
 
 verbs = st.sampled_from([b"GET", b"SET", b"DEL", b"get", b"Set", b"t1:GET", b"t2:SET",

@@ -1,23 +1,29 @@
 """Nodes on two hosts (network namespaces joined by a veth pair), as on a
-real network: a node listening on every address advertises one peers can
-dial, they find each other's keys, and operators' verbs stay local."""
+real network (a password for clients, a secret for peers, as the README's
+"Running on a network" says): a node listening on every address advertises
+one peers can dial, they find each other's keys, and operators' verbs stay
+local."""
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from tests.helpers import OliviaProcess, wait_until
+from tests.helpers import SECRET, OliviaProcess, config_flag, wait_until
 from tests.netns import Host, two_hosts
 
 PORT = 5454  # each namespace has its own ports: no clash with anything
+PASSWORD = "network-password"
+NETWORK_TOML = f'[auth]\npassword = "{PASSWORD}"\n[cluster]\nsecret = "{SECRET}"\n'
 
 
 def cli(host: Host, to: Host, *words: str) -> str:
     """olivia-cli run inside ``host``, talking to the node of ``to``."""
     done = host.run([sys.executable, "-m", "olivia.tools.cli", "-h", to.address,
-                     "-p", str(PORT), *words])
+                     "-p", str(PORT), "-a", PASSWORD, *words])
     return done.stdout.strip() + done.stderr.strip()
 
 
@@ -29,12 +35,14 @@ def info(host: Host) -> dict[str, str]:
 
 @contextmanager
 def node_in(host: Host, *args: str) -> Iterator[OliviaProcess]:
-    node = OliviaProcess(["--host", "0.0.0.0", "--port", str(PORT), *args],
-                         prefix=host.prefix())
-    try:
-        yield node.start()
-    finally:
-        node.close()
+    with tempfile.TemporaryDirectory() as directory:
+        node = OliviaProcess(["--host", "0.0.0.0", "--port", str(PORT),
+                              *config_flag(Path(directory), NETWORK_TOML), *args],
+                             prefix=host.prefix())
+        try:
+            yield node.start()
+        finally:
+            node.close()
 
 
 def test_nodes_on_every_address_advertise_one_peers_can_dial() -> None:
@@ -54,9 +62,9 @@ def test_operators_verbs_are_refused_from_another_host() -> None:
     with two_hosts() as (a, b), node_in(a, "--name", "a"), \
             node_in(b, "--name", "b", "--peers", f"{a.address}:{PORT}"):
         wait_until(lambda: info(a)["peers"] == "1", what="a to see b")
-        refused = cli(b, a, "REQUEST", "FORGET", "b")  # from host b to a's address
-        assert refused.startswith(":ERR DENIED REQUEST FORGET is accepted only from a client")
+        refused = cli(b, a, "FORGET", "b")  # from host b to a's address
+        assert refused.startswith(":ERR DENIED FORGET is accepted only from a client")
         assert info(a)["peers_known"] == "1"
         done = a.run([sys.executable, "-m", "olivia.tools.cli", "-h", "127.0.0.1",
-                      "-p", str(PORT), "REQUEST", "FORGET", "b"])
-        assert done.stdout.strip() == ":FULFILLED"  # on a's own loopback: done
+                      "-p", str(PORT), "-a", PASSWORD, "FORGET", "b"])
+        assert done.stdout.strip() == ":FORGOTTEN"  # on a's own loopback: done

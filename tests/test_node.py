@@ -16,7 +16,7 @@ Node = NodeServer
 
 
 def run(node: NodeServer, line: bytes) -> bytes:
-    reply = node.line.connection().execute(line, False)
+    reply = node.line.connection("127.0.0.1:1").execute(line, False)
     assert isinstance(reply, bytes)  # no peers: every reply is immediate
     return reply
 
@@ -89,7 +89,7 @@ def test_writes_of_one_batch_share_a_stamp_and_the_next_batch_gets_a_newer_one()
     node = Node(Config(), Store(FakeClock()))
     replies: list[bytes] = []
     # One batch: the fast path's SET and the general path's stamp the same way.
-    node.line.connection().run([b"SET a:1,b:2", b"SET c:%33"], 0, 1 << 20, False,
+    node.line.connection("127.0.0.1:1").run([b"SET a:1,b:2", b"SET c:%33"], 0, 1 << 20, False,
                                replies.append)
     assert replies == [b":SAT a:1,b:2\n", b":SAT c:3\n"]
     stamps = {node.store.get(key)[:12] for key in (b"a", b"b", b"c")}  # type: ignore[index]
@@ -99,7 +99,9 @@ def test_writes_of_one_batch_share_a_stamp_and_the_next_batch_gets_a_newer_one()
     assert newer is not None and newer[:12] > stamps.pop()
     # A stamp observed from a peer is passed by the very next write.
     far = (int.from_bytes(newer[:8], "big") + (1000 << 16)).to_bytes(8, "big") + bytes(4)
-    run(node, b"REQUEST INVALIDATE zz:" + far.hex().encode())
+    peer = node.line.connection("127.0.0.1:1")
+    peer.session.peer_name = "p"  # as if it had completed the handshake
+    peer.execute(b"REQUEST INVALIDATE zz:" + far.hex().encode(), False)
     run(node, b"SET a:5")
     latest = node.store.get(b"a")
     assert latest is not None and latest[:12] > far

@@ -21,7 +21,9 @@ View = dict[str, str | None]  # key -> value, None for absent
 
 @contextmanager
 def node_on(host: Host, name: str, *args: str) -> Iterator[OliviaProcess]:
-    node = OliviaProcess(["--host", host.address, "--port", str(PORT), "--name", name, *args],
+    # No secret and no password: peers on other hosts are admitted by dial-back.
+    node = OliviaProcess(["--host", host.address, "--port", str(PORT), "--name", name,
+                          "--protected-mode", "no", *args],
                          prefix=host.prefix())
     try:
         yield node.start()

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    SECRET_TOML,
     ClusterProcesses,
     LineClient,
     OliviaProcess,
     config_flag,
     info_of,
+    peer_session,
     running_cluster,
     wait_until,
+    with_secret,
 )
 
 CONVERGE = 5.0  # seconds: the contract's bound for every node to agree
@@ -121,7 +124,7 @@ def info(node: OliviaProcess) -> dict[str, str]:
 def held_by_all(nodes: list[OliviaProcess], keys: list[bytes]) -> bool:
     """Every key has a copy on every node (REQUEST LOOKUP reads only the node's own)."""
     for node in nodes:
-        with node.client() as client:
+        with peer_session(node) as client:
             for start in range(0, len(keys), 200):
                 chunk = keys[start:start + 200]
                 if len(held_of(client, chunk)) != len(chunk):
@@ -145,8 +148,8 @@ def test_info_reports_replication() -> None:
         assert fields["replicas"] == "1"
 
 
-def test_a_write_is_stored_on_a_replica_before_it_is_acknowledged() -> None:
-    with running_cluster(3) as cluster:
+def test_a_write_is_stored_on_a_replica_before_it_is_acknowledged(tmp_path: Path) -> None:
+    with running_cluster(3, *with_secret(tmp_path)) as cluster:
         a = cluster.nodes[0]
         keys = [b"rep%03d" % i for i in range(300)]
         with a.client() as client:
@@ -154,14 +157,14 @@ def test_a_write_is_stored_on_a_replica_before_it_is_acknowledged() -> None:
         # At once (no waiting): every key is on two nodes at least.
         copies = dict.fromkeys(keys, 0)
         for node in cluster.nodes:
-            with node.client() as client:
+            with peer_session(node) as client:
                 for key in held_of(client, keys):
                     copies[key] += 1
         assert min(copies.values()) >= 2, sorted(copies.items(), key=lambda kv: kv[1])[:5]
 
 
-def test_no_acknowledged_write_is_lost_when_a_node_is_killed() -> None:
-    with running_cluster(3) as cluster:
+def test_no_acknowledged_write_is_lost_when_a_node_is_killed(tmp_path: Path) -> None:
+    with running_cluster(3, *with_secret(tmp_path)) as cluster:
         a, b, c = cluster.nodes
         acked = write_for([a, b, c], 3.0, during=[(1.5, c)])
         assert len(acked) > 300
@@ -237,7 +240,7 @@ def test_a_paused_node_converges_when_it_resumes_and_deletes_hold() -> None:
 
 @pytest.mark.parametrize("replicas", [0, 1])
 def test_a_node_that_leaves_hands_its_keys_over(tmp_path: Path, replicas: int) -> None:
-    flags = config_flag(tmp_path, f"[cluster]\nreplicas = {replicas}\n")
+    flags = with_secret(tmp_path, f"{SECRET_TOML}replicas = {replicas}\n")
     with running_cluster(3, *flags) as cluster:
         a, b, c = cluster.nodes
         expected: Expected = {}

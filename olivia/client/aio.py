@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypeVar
 
-from olivia.client.calls import DEFAULT_MAX_LINE_BYTES, Call, ReplyReader, _BadReply, _reason
+from olivia.client.calls import (
+    DEFAULT_MAX_LINE_BYTES,
+    Call,
+    Data,
+    ReplyReader,
+    _BadReply,
+    _reason,
+    auth_call,
+    tls_context,
+)
 from olivia.client.commands import Commands
 from olivia.client.sync import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TIMEOUT, _Queue
 from olivia.core.errors import ConnectionLostError, ConnectionTimeoutError
@@ -117,9 +127,14 @@ class AsyncClient(Commands):
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  timeout: float | None = DEFAULT_TIMEOUT, max_connections: int = 10, *,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, password: Data | None = None,
+                 ssl: bool | SSLContext | None = None, ssl_ca_certs: str | None = None) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if password is not None:
+            auth_call(password)  # a bad one raises here, not at the first command
+        self._password = password
+        self._tls = tls_context(ssl, ssl_ca_certs)
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -185,13 +200,22 @@ class AsyncClient(Commands):
         try:
             async with asyncio.timeout(self.timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self.address, generation), self.host, self.port)
+                    lambda: _Connection(self.address, generation), self.host, self.port,
+                    ssl=self._tls)
         except TimeoutError as exc:
             raise ConnectionTimeoutError(
                 f"{self.address}: timed out connecting after {self.timeout} s") from exc
         except OSError as exc:
             raise ConnectionLostError(f"cannot connect to {self.address}: {_reason(exc)}") from exc
         self._open.add(conn)
+        if self._password is not None:
+            call = auth_call(self._password)
+            try:
+                await conn.exchange([call], self.timeout)
+                call.result()
+            except BaseException:
+                self._discard(conn)
+                raise
         return conn
 
     def _give_back(self, conn: _Connection, ok: bool) -> None:

@@ -9,6 +9,7 @@ Every client (blocking, asyncio, their pipelines) builds the same
 from __future__ import annotations
 
 import os
+import ssl
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
@@ -366,6 +367,26 @@ def ping_call(text: Data = b"") -> Call[bytes]:
 def info_call() -> Call[dict[str, str]]:
     """INFO; the result is the fields as a dict."""
     return Call([request_line(b"INFO")], _finish_info)
+
+
+def auth_call(password: Data) -> Call[None]:
+    """AUTH, sent first on every connection of a client given a password."""
+    secret = as_bytes(password, "password")
+    if not secret or b"\n" in secret or b"\r" in secret:
+        raise ValueError("a password is one line of at least one byte")
+    return Call([request_line(b"AUTH", secret)], _finish_stored(b"AUTHED"))
+
+
+def tls_context(ssl_option: bool | ssl.SSLContext | None,
+                ca_certs: str | None = None) -> ssl.SSLContext | None:
+    """The client's TLS context: ``ssl=True`` verifies the server against the
+    system's CAs, or ``ca_certs`` (a PEM file) when given; an SSLContext is
+    used as it is; None or False: no TLS."""
+    if isinstance(ssl_option, ssl.SSLContext):
+        return ssl_option
+    if not ssl_option and ca_certs is None:
+        return None
+    return ssl.create_default_context(cafile=ca_certs)
 
 
 def raw_call(line: Data) -> Call[bytes]:

@@ -10,6 +10,7 @@ import contextlib
 import selectors
 import socket
 from collections.abc import Callable, Iterable, Iterator
+from ssl import SSLContext, SSLSocket, SSLWantReadError, SSLWantWriteError
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,7 +23,9 @@ from olivia.client.calls import (
     _finish_set,
     _reason,
     as_bytes,
+    auth_call,
     set_lines,
+    tls_context,
 )
 from olivia.client.commands import Commands
 from olivia.core.errors import ConnectionLostError, ConnectionTimeoutError, OliviaError
@@ -37,6 +40,8 @@ _QUEUE_BYTES = 64 * 1024  # queue this much of a lazy source's requests before w
 _SEND_BYTES = 4 << 20  # the most one send() is offered
 
 T = TypeVar("T")
+# What a non-blocking socket raises when it cannot go on now (TLS adds two).
+_WOULD_BLOCK = (BlockingIOError, SSLWantReadError, SSLWantWriteError)
 
 
 class Client(Commands):
@@ -55,16 +60,26 @@ class Client(Commands):
     request line (1 MiB by default): a command that cannot fit raises
     :class:`~olivia.errors.LineTooLongError` before anything is sent.
 
+    ``password`` is sent (``AUTH``) first on every connection; a wrong one
+    raises :class:`~olivia.errors.WrongPassError`.  ``ssl=True`` connects over
+    TLS, verifying the server's certificate against ``ssl_ca_certs`` (a PEM
+    file) or the system's CAs; an ``ssl.SSLContext`` is used as given.
+
     Not thread-safe: use one client per thread (or :class:`AsyncClient`).
     """
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  timeout: float | None = DEFAULT_TIMEOUT, *,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, password: Data | None = None,
+                 ssl: bool | SSLContext | None = None, ssl_ca_certs: str | None = None) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
         self.max_line_bytes = max_line_bytes
+        if password is not None:
+            auth_call(password)  # a bad one raises here, not at the first command
+        self._password = password
+        self._tls = tls_context(ssl, ssl_ca_certs)
         self._sock: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._reader = ReplyReader()
@@ -104,6 +119,8 @@ class Client(Commands):
         if self._sock is None or self._selector is None:
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+                if self._tls is not None:
+                    sock = self._tls.wrap_socket(sock, server_hostname=self.host)
             except TimeoutError as exc:
                 raise ConnectionTimeoutError(
                     f"{self.address}: timed out connecting after {self.timeout} s") from exc
@@ -116,15 +133,31 @@ class Client(Commands):
             self._selector.register(sock, selectors.EVENT_READ)
             self._sock = sock
             self._reader = ReplyReader()
+            if self._password is not None:
+                self._authenticate(auth_call(self._password))
+        assert self._sock is not None and self._selector is not None
         return self._sock, self._selector
+
+    def _authenticate(self, call: Call[None]) -> None:
+        try:
+            self._run(iter((call,)))
+            call.result()
+        except BaseException:
+            self._drop()
+            raise
 
     def _idle_and_healthy(self) -> bool:
         assert self._sock is not None
         if self._reader.closing:
             return False
         try:
-            self._sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
+            if isinstance(self._sock, SSLSocket):
+                # No peeking through TLS; a read that finds no application
+                # data (a session ticket, or nothing) leaves it healthy.
+                self._sock.recv(1)
+            else:
+                self._sock.recv(1, socket.MSG_PEEK)
+        except _WOULD_BLOCK:
             return True
         except OSError:
             return False
@@ -156,6 +189,7 @@ class Client(Commands):
         deadlock against its replies.
         """
         sock, selector = self._connection()
+        tls = isinstance(sock, SSLSocket)
         reader = self._reader
         out = bytearray()
         offset = 0  # bytes of out already sent
@@ -190,7 +224,7 @@ class Client(Commands):
                     break
                 if offset < len(out):
                     phase = "sending"
-                    with contextlib.suppress(BlockingIOError):
+                    with contextlib.suppress(*_WOULD_BLOCK):
                         offset += sock.send(memoryview(out)[offset:offset + _SEND_BYTES])
                     if offset == len(out):
                         out.clear()
@@ -204,6 +238,8 @@ class Client(Commands):
                     mask = want
                 more_to_pull = pulling and unanswered < window
                 events = selector.select(0 if more_to_pull else self.timeout)
+                if not events and tls and sock.pending():  # type: ignore[attr-defined]
+                    events = [(selector.get_key(sock), selectors.EVENT_READ)]  # decrypted, unread
                 if not events:
                     if more_to_pull:
                         continue
@@ -215,7 +251,7 @@ class Client(Commands):
                     phase = "waiting for a reply"
                     try:
                         data = sock.recv(_RECV_BYTES)
-                    except BlockingIOError:
+                    except _WOULD_BLOCK:
                         continue
                     if not data:
                         raise ConnectionLostError(

@@ -73,6 +73,10 @@ from bitarray import bitarray
 from olivia.core.errors import FilterError, FilterVersionError
 
 MIN_BITS = 8
+# A peer's filter may be sized for this many times the keys it holds (a node
+# shrinks its own filter on refresh once it is 8x too large for its keys).
+OVERSIZE_FACTOR = 16
+MIN_FP_RATE = 0.0001  # the lowest bloom.fp_rate a node may be configured with
 MAX_HASHES = 16
 # How much larger than the size-optimal filter one with fewer hashes may be.
 SIZE_SLACK = 1.10
@@ -544,6 +548,14 @@ class BloomFilter:
         return encoded
 
 
+def estimated_keys(bits: int, hashes: int, set_bits: int) -> float:
+    """How many keys a filter with ``set_bits`` of ``bits`` set holds (Swamidass
+    and Baldi's estimate; a full filter counts as holding very many)."""
+    if set_bits >= bits:
+        return float(bits)
+    return -bits / hashes * math.log1p(-set_bits / bits)
+
+
 def _ones(bits: bitarray) -> list[int]:
     """Positions of the set bits, in increasing order (C speed; searching for
     the int 1 is some 40x faster than for bitarray('1'))."""
@@ -611,8 +623,14 @@ class FilterReplica:
             return 0.0
         return (self._set_bits / self._bits) ** self._hashes
 
-    def apply(self, data: bytes, max_bits: int) -> None:
+    def apply(self, data: bytes, max_bits: int, base_bits: int = 0) -> None:
         """Apply a full or delta encoding; ``max_bits`` bounds a full copy's m.
+
+        With ``base_bits`` (the size of a default filter), a full copy larger
+        than twice that must also be in proportion to the keys it holds: at
+        most the size a filter for OVERSIZE_FACTOR times its estimated key
+        count needs at the lowest fp_rate allowed.  So the memory a peer's
+        filter costs is bounded by its key count, not by what it claims.
 
         Raises :class:`FilterVersionError` for a delta that does not start
         from our version, :class:`FilterError` for anything malformed.
@@ -620,13 +638,13 @@ class FilterReplica:
         fields = data.split(b" ")
         kind = fields[0]
         if kind == b"FULL":
-            self._apply_full(fields, max_bits)
+            self._apply_full(fields, max_bits, base_bits)
         elif kind == b"DELTA":
             self._apply_delta(fields)
         else:
             raise FilterError("filter update must start with FULL or DELTA")
 
-    def _apply_full(self, fields: list[bytes], max_bits: int) -> None:
+    def _apply_full(self, fields: list[bytes], max_bits: int, base_bits: int) -> None:
         if len(fields) != 6:
             raise FilterError(f"filter FULL needs 5 fields, got {len(fields) - 1}")
         version = _number(fields[1], "version")
@@ -651,12 +669,20 @@ class FilterReplica:
         new = bitarray(endian="big")
         new.frombytes(raw)
         del new[bits:]
+        set_bits = new.count()
+        if base_bits and bits > 2 * base_bits:
+            keys = estimated_keys(bits, hashes, set_bits)
+            needed = filter_size(max(1, math.ceil(keys * OVERSIZE_FACTOR)), MIN_FP_RATE)[0]
+            if bits > needed:
+                raise FilterError(f"filter size {bits} bits is out of proportion to the "
+                                  f"~{keys:.0f} keys it holds (at most {max(needed, 2 * base_bits)}"
+                                  " bits)")
         self._bitarray = new
         self._bits = bits
         self._hashes = hashes
         self._krange = range(hashes)
         self._seed = seed
-        self._set_bits = new.count()
+        self._set_bits = set_bits
         self._version = version
 
     def _apply_delta(self, fields: list[bytes]) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from olivia.cluster.detector import FailureDetector
-from olivia.cluster.dialer import Dialer
+from olivia.cluster.dialer import Dialer, PeerSecurity
 from olivia.cluster.gossip import Gossip
 from olivia.cluster.membership import Membership, PeerState, Timing
 from olivia.cluster.own_filter import OwnFilter
@@ -46,6 +46,7 @@ from olivia.core.keyspace import Keyspace
 from olivia.core.peers import RemoteFound
 from olivia.core.registry import VerbSpec
 from olivia.core.requests import Hello
+from olivia.core.session import Guard
 from olivia.core.slots import slot_of
 from olivia.core.tasks import TaskSet
 from olivia.observe.stats import Stats
@@ -58,7 +59,8 @@ class Cluster:
     """This node's view of, and traffic with, every other node."""
 
     def __init__(self, config: Config, keyspace: Keyspace, own_filter: OwnFilter,
-                 stats: Stats) -> None:
+                 stats: Stats, guard: Guard | None = None,
+                 security: PeerSecurity | None = None) -> None:
         self.config = config
         self.membership = Membership(Timing(
             heartbeat_interval=config.heartbeat_interval,
@@ -69,7 +71,7 @@ class Cluster:
         ))
         self.table = PeerTable(self.membership)
         self.tasks = TaskSet("cluster")
-        self.dialer = Dialer(config, self.table, self.tasks)
+        self.dialer = Dialer(config, self.table, self.tasks, security)
         self.detector = FailureDetector(self.table, self.dialer, self.tasks,
                                         config.forget_after)
         self.detector.after_tick = self.members_changed
@@ -80,7 +82,8 @@ class Cluster:
         self.replicator = Replicator(config, self.table, self.placement, stats, self.tasks,
                                      self.sync.guests)
         self.verbs = PeerVerbs(config, self.table, self.dialer, keyspace, own_filter, stats,
-                               self.homes_here, self.sync.guests)
+                               self.homes_here, self.sync.guests,
+                               guard or Guard("", False, stats))
         self.table.on_link(lambda _: self.members_changed())
         self.table.on_drop(lambda _, __: self.members_changed())
         self.table.on_state(self.members_changed)

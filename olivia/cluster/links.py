@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import cast
 
 from olivia.core.errors import OliviaError, ProtocolError
@@ -54,13 +55,15 @@ class PeerLink(asyncio.Protocol):
 
     @classmethod
     async def open(cls, host: str, port: int, label: str, max_line_bytes: int,
-                   timeout: float, on_lost: Callable[[PeerLink], None] | None = None) -> PeerLink:
-        """Connect; raises PeerUnavailableError if the peer cannot be reached."""
+                   timeout: float, on_lost: Callable[[PeerLink], None] | None = None,
+                   ssl: SSLContext | None = None) -> PeerLink:
+        """Connect (over TLS with ``ssl``); raises PeerUnavailableError if the
+        peer cannot be reached or its certificate is refused."""
         loop = asyncio.get_running_loop()
         try:
             _, link = await asyncio.wait_for(
-                loop.create_connection(lambda: cls(label, max_line_bytes, on_lost), host, port),
-                timeout)
+                loop.create_connection(lambda: cls(label, max_line_bytes, on_lost), host, port,
+                                       ssl=ssl), timeout)
         except (OSError, TimeoutError) as exc:
             raise PeerUnavailableError(f"cannot connect to {host}:{port}: {exc}") from None
         return link

@@ -73,6 +73,7 @@ class OwnFilter:
     def __init__(self, bloom: BloomFilter, store: Store,
                  scheduler: Scheduler | None = None) -> None:
         self.bloom = bloom
+        self._initial_capacity = bloom.capacity
         self._store = store
         self._scheduler = scheduler
         self._pending: list[bytes] = []  # in the table, not yet in the filter
@@ -178,6 +179,18 @@ class OwnFilter:
         elif self._step_handle is None:
             self._step_handle = self._scheduler.call_soon(self._step)
 
+    def _shrunk_capacity(self) -> int | None:
+        """A smaller capacity once most keys are gone (a filter 8x too large for
+        its keys would cost peers memory for nothing, and peers refuse one
+        out of proportion: olivia.cluster.bloom.OVERSIZE_FACTOR); else None."""
+        bloom = self.bloom
+        if bloom.capacity <= self._initial_capacity or bloom.count * 8 >= bloom.capacity:
+            return None
+        capacity = self._initial_capacity
+        while capacity < 2 * bloom.count:
+            capacity *= 2
+        return capacity if capacity < bloom.capacity else None
+
     def _refresh_soon(self) -> None:
         """Removed keys wait: refresh when the pacing allows, unless one is due."""
         scheduler = self._scheduler
@@ -190,7 +203,7 @@ class OwnFilter:
     def _begin_refresh(self) -> None:
         self._timer = None
         started = time.perf_counter()
-        if self._refresh.begin():
+        if self._refresh.begin(self._shrunk_capacity()):
             self._busy = time.perf_counter() - started
             self._step()
 

@@ -72,6 +72,8 @@ class ProtocolError(OliviaError):
     """
 
     code: ErrorCode = ErrorCode.BAD_ITEM
+    #: The server hangs up after sending it (protected mode, a broken peer).
+    closes: bool = False
 
     def __init__(self, message: str, tag: bytes = b"") -> None:
         if self.code.named and not message.startswith(self.code.value):

@@ -25,9 +25,10 @@ VERB_HELP: dict[str, VerbHelp] = {
     "PING": VerbHelp("[text]", "answers PONG [text]"),
     "INFO": VerbHelp("", "the node's name=value fields"),
     "QUIT": VerbHelp("", "close the connection"),
+    "AUTH": VerbHelp("password", "authenticate this connection (when the node has a password)"),
     "REQUEST PEERS": VerbHelp("", "addresses of the peers this node sees alive"),
     "REQUEST BLOOMFILTER": VerbHelp("", "this node's bloom filter, in its wire encoding"),
-    "REQUEST FORGET": VerbHelp("name", "forget a peer now (from a client on loopback only)"),
+    "FORGET": VerbHelp("name", "forget a peer now (from a client on loopback only)"),
 }
 
 

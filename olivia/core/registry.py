@@ -36,12 +36,16 @@ class VerbSpec(Generic[ItemsT]):
 
     name: str
     shape: Shape[ItemsT]
-    handler: Callable[[ItemsT], Outcome]
+    # handler(items) -> Outcome; with ``session``, handler(items, session).
+    handler: Callable[..., Outcome]
     writes: bool = False
     needs_peers: bool = False
     peer: bool = False  # part of the peer dialect (nodes speak it to each other)
     local_only: bool = False  # accepted only from a client on loopback (operators' verbs)
     holds: int = HOLDS_ALL  # what its reply holds back while it waits on peers
+    # The handler also takes the connection's Session (olivia.core.session):
+    # AUTH and the peer handshake change what the connection may do.
+    session: bool = False
     summary: str = ""  # one line for help texts
 
 

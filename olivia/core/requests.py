@@ -54,11 +54,23 @@ TtlItems = tuple[TtlItem, ...]
 
 
 class Hello(NamedTuple):
-    """A node introducing itself (REQUEST CONNECT)."""
+    """A node introducing itself (REQUEST CONNECT), with the nonce of its
+    challenge (olivia.cluster.handshake; empty where none is sent)."""
 
     name: str
     address: str
     incarnation: int
+    nonce: bytes = b""
+
+
+class Answer(NamedTuple):
+    """What a node answers REQUEST CONNECT with: who it is, and its half of
+    the challenge (olivia.cluster.handshake)."""
+
+    identity: Hello
+    nonce: bytes
+    proof: bytes
+    vouch: bytes
 
 
 class StampedKeys(NamedTuple):
@@ -173,6 +185,12 @@ class Fields:
 
 
 @dataclass(frozen=True, slots=True)
+class Ack:
+    """Done, with nothing to echo (AUTH): the line protocol answers the verb's
+    word alone, RESP +OK."""
+
+
+@dataclass(frozen=True, slots=True)
 class Bye:
     """The client asked to close; this is the last reply (QUIT)."""
 
@@ -193,7 +211,7 @@ class Admitted:
     name: str
 
 
-Result = Done | Found | KeyList | Text | Fields | Bye | Payload | Admitted
+Result = Done | Ack | Found | KeyList | Text | Fields | Bye | Payload | Admitted
 Outcome = Result | Awaitable[Result]
 
 

@@ -25,6 +25,7 @@ from olivia.core.requests import (
     PAIRS,
     TEXT,
     TTL_ITEMS,
+    Ack,
     Bye,
     Done,
     Fields,
@@ -37,14 +38,21 @@ from olivia.core.requests import (
     Text,
     TtlItems,
 )
+from olivia.core.session import Guard, Session
 
 
 class CoreVerbs:
     """The handlers of the client verbs, over one keyspace."""
 
-    def __init__(self, keyspace: Keyspace, info: Callable[[], Sequence[tuple[str, str]]]) -> None:
+    def __init__(self, keyspace: Keyspace, info: Callable[[], Sequence[tuple[str, str]]],
+                 guard: Guard) -> None:
         self._keyspace = keyspace
         self._info = info
+        self._guard = guard
+
+    def auth(self, password: bytes, session: Session) -> Ack:
+        self._guard.authenticate(session, password)
+        return Ack()
 
     def set(self, pairs: Pairs) -> Outcome:
         return _done_when(self._keyspace.set_pairs(pairs))
@@ -131,10 +139,11 @@ def core_verbs(verbs: CoreVerbs) -> list[VerbSpec[Any]]:
         _spec("PING", TEXT, verbs.ping),
         _spec("INFO", NONE, verbs.info),
         _spec("QUIT", NONE, verbs.quit),
+        _spec("AUTH", TEXT, verbs.auth, session=True),
     ]
 
 
-def _spec(name: str, shape: Shape[ItemsT], handler: Callable[[ItemsT], Outcome],
+def _spec(name: str, shape: Shape[ItemsT], handler: Callable[..., Outcome],
           **flags: Any) -> VerbSpec[ItemsT]:
     """A registry entry whose summary comes from the help table (olivia.core.help)."""
     return VerbSpec(name, shape, handler, summary=VERB_HELP[name].summary, **flags)

@@ -17,7 +17,8 @@ class Stats:
     connected_clients: int = 0
     total_connections: int = 0
     total_commands: int = 0
-    rejected_connections: int = 0
+    rejected_connections: int = 0  # max_clients reached, or protected mode
+    auth_failures: int = 0  # wrong passwords, and peers failing the handshake
     remote_lookups: int = 0  # keys missed locally and looked up on peers
     remote_probes: int = 0  # (peer, key) lookups sent
     remote_hits: int = 0  # remote lookups that found the key
@@ -40,6 +41,7 @@ class Stats:
             ("remote_hits", self.remote_hits),
             ("total_connections_received", self.total_connections),
             ("rejected_connections", self.rejected_connections),
+            ("auth_failures", self.auth_failures),
             ("total_commands_processed", self.total_commands),
             ("invalidated_keys", self.invalidated_keys),
             ("lookup_messages", self.lookup_messages),

@@ -65,8 +65,13 @@ class ConnectionState:
     """The state of one connection; ``watch`` is told of each pending reply
     (the transport calls :meth:`pending_done` when it resolves)."""
 
-    def __init__(self, front: FrontEnd, watch: Callable[[Pending], None]) -> None:
+    def __init__(self, front: FrontEnd, watch: Callable[[Pending], None],
+                 max_output: int = 64 << 20) -> None:
         self.front = front
+        # Reply bytes waiting behind a pending reply at most (max_client_output_bytes);
+        # the transport's own buffer pauses us at its high-water mark.
+        self._max_output = max_output
+        self._queued_bytes = 0
         self._run = front.run
         self._framer = front.framer
         self._feed = front.framer.feed
@@ -108,8 +113,16 @@ class ConnectionState:
     def pause_writing(self, paused: bool) -> None:
         """The transport's buffer is full (the client does not read), or drained."""
         self.write_paused = paused
-        self.wants_reading = not (paused or self._next < len(self._frames)
-                                  or len(self._queue) >= MAX_QUEUED_REPLIES)
+        self.wants_reading = not (paused or self._next < len(self._frames) or self._full())
+
+    def _full(self) -> bool:
+        return (len(self._queue) >= MAX_QUEUED_REPLIES
+                or self._queued_bytes >= self._max_output)
+
+    def _enqueue(self, reply: bytes) -> None:
+        """A ready reply that has to wait behind a pending one."""
+        self._queue.append(reply)
+        self._queued_bytes += len(reply)
 
     def pending_done(self, holds: int) -> None:
         """A pending reply that held back ``holds`` has resolved."""
@@ -123,6 +136,7 @@ class ConnectionState:
         """The connection is gone: the pending replies nobody will read."""
         pending = [reply for reply in self._queue if isinstance(reply, Pending)]
         self._queue.clear()
+        self._queued_bytes = 0
         self._frames, self._next = _NO_FRAMES, 0
         self.phase = DONE
         return pending
@@ -152,13 +166,13 @@ class ConnectionState:
         end = len(frames)
         phase = self.phase
         if (index < end and (phase is OPEN or phase is DRAINING) and not self.write_paused
-                and not self._blocked and len(queue) < MAX_QUEUED_REPLIES):
+                and not self._blocked and not self._full()):
             if self._pending_barriers:
                 self._blocked = True  # nothing may overtake a pending barrier
             else:
                 # Replies go out at once until one has to wait; from then on,
                 # and when something already waits, to the queue behind it.
-                append = queue.append if queue else out.append
+                append = self._enqueue if queue else out.append
                 reads_only = self._pending_reads > 0
                 budget = REPLY_BUDGET
                 while index < end and budget > 0:
@@ -176,7 +190,7 @@ class ConnectionState:
                         break
                     self._watch(reply)
                     queue.append(reply)
-                    append = queue.append
+                    append = self._enqueue
                     holds = reply.holds
                     if holds == HOLDS_WRITES:
                         self._pending_reads += 1
@@ -191,7 +205,7 @@ class ConnectionState:
             if frames:
                 self._frames, self._next = _NO_FRAMES, 0
             if self._framer.overflowed and self.phase in (OPEN, DRAINING):
-                queue.append(self.front.overflow_reply())
+                self._enqueue(self.front.overflow_reply())
                 self.phase = STOPPING
         elif self.phase is STOPPING:
             self._frames, self._next = _NO_FRAMES, 0
@@ -201,7 +215,7 @@ class ConnectionState:
         if self.phase is not OPEN and not queue and (self.phase is STOPPING or (
                 self.phase is DRAINING and not more)):
             self.phase = DONE
-        full = len(queue) >= MAX_QUEUED_REPLIES
+        full = self._full()
         self.wants_reading = not (self.write_paused or more or full)
         return (b"".join(out) if len(out) != 1 else out[0]), (
             more and not self._blocked and not self.write_paused and not full)
@@ -214,9 +228,13 @@ class ConnectionState:
             if type(head) is bytes:
                 out.append(head)
                 queue.popleft()
+                self._queued_bytes -= len(head)
                 continue
             assert isinstance(head, Pending)
             if not head.future.done():
                 break  # pending_done + step again when it resolves
             queue.popleft()
-            out.append(head.reply())
+            reply = head.reply()
+            out.append(reply)
+            if type(reply) is Final:  # e.g. a peer handshake that failed late
+                self.phase = STOPPING

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from olivia import __version__
 from olivia.config import Config, ConfigError, load
+from olivia.protocols.line.frontend import is_loopback
 from olivia.server.addresses import NoRoutableAddress
 from olivia.server.lifecycle import NodeServer
 
@@ -51,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", metavar="NAME", help="node name (default HOST:PORT)")
     parser.add_argument("--advertise", metavar="H:P",
                         help="address peers dial back (default: the listen address)")
+    parser.add_argument("--requirepass", metavar="PASS",
+                        help="clients must send AUTH PASS first (auth.password; prefer "
+                             "auth.password_file: a flag shows in ps)")
+    parser.add_argument("--protected-mode", choices=("yes", "no"),
+                        help="with no password, refuse clients not on loopback (default yes)")
     parser.add_argument("--log-level", metavar="LEVEL",
                         help="debug, info, warning or error (default info)")
     return parser
@@ -63,6 +69,10 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("host", "name", "advertise", "log_level"):
         if getattr(args, name) is not None:
             flags[name] = getattr(args, name)
+    if args.protected_mode is not None:
+        flags["protected_mode"] = args.protected_mode == "yes"
+    if args.requirepass is not None:
+        flags["auth.password"] = args.requirepass
     if args.port is not None:
         flags["port"] = int(args.port) if args.port.strip().isdigit() else args.port
     if args.peers is not None:
@@ -137,9 +147,27 @@ class _Signals:
             self._loop.remove_signal_handler(signum)
 
 
+def _warn_if_exposed(config: Config, host: str, has_password: bool) -> None:
+    """Say so at start-up when clients off this machine can reach the port
+    with no password (or are refused by protected mode)."""
+    if has_password or is_loopback(f"{host}:0"):
+        return
+    if config.protected_mode:
+        log.warning("listening on %s with no password: protected mode refuses every client "
+                    "that is not on loopback; set auth.password (and cluster.secret for "
+                    "peers), see the README's 'Running on a network'", host)
+    else:
+        log.warning("listening on %s with no password and protected_mode = false: anyone who "
+                    "can reach this port can read and change every key", host)
+
+
 async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
     """Run a node until SIGTERM, SIGINT or SIGHUP; return the exit status."""
-    node = NodeServer(config)
+    try:
+        node = NodeServer(config)
+    except ConfigError as exc:
+        print(f"olivia: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         host, port = await node.start()
     except OSError as exc:
@@ -155,6 +183,7 @@ async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
     log.info("olivia %s listening on %s:%d as %s, advertising %s (event loop: %s, pid %d)",
              __version__, host, port, node.name, node.advertise, node.event_loop_name,
              os.getpid())
+    _warn_if_exposed(config, host, node.guard.has_password)
     try:
         await signals.stop.wait()
         log.info("shutting down: %s to drain", plural(node.connections, "client connection"))

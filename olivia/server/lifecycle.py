@@ -19,12 +19,14 @@ import time
 from olivia import __version__
 from olivia.cluster.bloom import BloomFilter
 from olivia.cluster.cluster import Cluster
+from olivia.cluster.dialer import PeerSecurity
 from olivia.cluster.own_filter import OwnFilter
 from olivia.config import Config
 from olivia.core.clock import HybridClock
 from olivia.core.expiry import ExpiryTimer
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
+from olivia.core.session import Guard
 from olivia.core.store import Store
 from olivia.core.tombstones import Tombstones
 from olivia.core.verbs import CoreVerbs, core_verbs
@@ -34,6 +36,7 @@ from olivia.protocols.line.frontend import LineProtocol
 from olivia.protocols.line.replies import error_line
 from olivia.server.addresses import WILDCARDS, advertised_address
 from olivia.server.listener import Listener
+from olivia.server.tls import peer_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class NodeServer:
     """One Olivia node: its data, its cluster, its ports."""
 
     def __init__(self, config: Config, store: Store | None = None) -> None:
+        """Raises ConfigError for a password file, secret file or certificate
+        that cannot be read."""
         self.config = config
         self.name = config.name or f"{config.host}:{config.port}"
         self.stats = Stats(started_at=time.monotonic())
@@ -57,15 +62,23 @@ class NodeServer:
                                             config.cluster_max_tombstones))
         self.expiry = ExpiryTimer(self.store)
         self.keyspace.on_deadline = self.expiry.deadline_added
-        self.cluster = Cluster(config, self.keyspace, self.own_filter, self.stats)
+        password, secret = config.password(), config.secret()
+        self.guard = Guard(password, config.protected_mode, self.stats)
+        security = PeerSecurity(key=(secret or password).encode(), secret=bool(secret),
+                                ssl=peer_context(config), needs_certificate=bool(config.tls_ca))
+        self.cluster = Cluster(config, self.keyspace, self.own_filter, self.stats, self.guard,
+                               security)
         self.info = InfoBoard()
-        self.registry = Registry(core_verbs(CoreVerbs(self.keyspace, self.info_fields))
+        self.registry = Registry(core_verbs(CoreVerbs(self.keyspace, self.info_fields,
+                                                      self.guard))
                                  + self.cluster.specs())
         self.line = LineProtocol(self.registry, self.keyspace, self.stats,
-                                 config.max_line_bytes, config.max_peer_line_bytes)
+                                 config.max_line_bytes, config.max_peer_line_bytes,
+                                 guard=self.guard)
         self.listeners = [Listener("line protocol", config.host, config.port,
                                    self.line.connection, _line_refusal, self.stats,
-                                   config.max_clients)]
+                                   config.max_clients, config.max_client_output_bytes,
+                                   server_context(config))]
         self.event_loop_name = "none"
         for source in (self._node_fields, self._store_fields, self.stats.info_fields,
                        self.own_filter.info_fields, self.cluster.info_fields):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from ssl import SSLContext
 
 from olivia.observe.stats import Stats
 from olivia.protocols.frontend import FrontEnd
@@ -22,8 +23,12 @@ log = logging.getLogger(__name__)
 class Listener:
     """A port serving one protocol."""
 
-    def __init__(self, what: str, host: str, port: int, front_end: Callable[[str], FrontEnd],
-                 refusal: Callable[[int], bytes], stats: Stats, max_clients: int) -> None:
+    def __init__(self, what: str, host: str, port: int,
+                 front_end: Callable[[str, bool], FrontEnd], refusal: Callable[[int], bytes],
+                 stats: Stats, max_clients: int, max_output: int = 64 << 20,
+                 ssl: SSLContext | None = None) -> None:
+        self.max_output = max_output
+        self._ssl = ssl
         self.what = what  # for logs: "line protocol", "RESP"
         self.host = host
         self.port = port
@@ -40,14 +45,14 @@ class Listener:
         """Bind and listen; the bound (host, port).  Raises OSError."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: Transport(self), self.host, self.port,
-                                                reuse_address=True, backlog=1024)
+                                                reuse_address=True, backlog=1024, ssl=self._ssl)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.host, self.port
 
     # -- what each Transport asks --------------------------------------------------
 
-    def front_end(self, peer: str) -> FrontEnd:
-        return self._front_end(peer)
+    def front_end(self, peer: str, tls_verified: bool) -> FrontEnd:
+        return self._front_end(peer, tls_verified)
 
     def admit(self, connection: Transport) -> bytes | None:
         stats = self._stats

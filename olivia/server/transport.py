@@ -30,7 +30,11 @@ class Admission(Protocol):
 
     def forget(self, connection: Transport) -> None: ...
 
-    def front_end(self, peer: str) -> FrontEnd: ...
+    def front_end(self, peer: str, tls_verified: bool) -> FrontEnd: ...
+
+    @property
+    def max_output(self) -> int:
+        """Reply bytes a connection may queue (max_client_output_bytes)."""
 
 
 class Transport(asyncio.Protocol):
@@ -61,7 +65,11 @@ class Transport(asyncio.Protocol):
             self._transport.write(refusal)
             self._transport.close()
             return
-        self.state = ConnectionState(self._listener.front_end(self.peer), self._watch)
+        # Over TLS with tls.ca, a certificate the client presented was verified
+        # in the handshake (an unverifiable one fails it).
+        verified = bool(transport.get_extra_info("peercert"))
+        self.state = ConnectionState(self._listener.front_end(self.peer, verified), self._watch,
+                                     self._listener.max_output)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None

@@ -19,6 +19,7 @@ from olivia.core.errors import DeniedError, ErrorCode, InternalError, ProtocolEr
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
 from olivia.core.requests import Admitted, Bye, Request
+from olivia.core.session import Guard, Session
 from olivia.observe.stats import Stats
 from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, Pending
 from olivia.protocols.line.fastpath import FastPath
@@ -28,6 +29,7 @@ from olivia.protocols.line.replies import encode_result, error_line, line_too_lo
 
 log = logging.getLogger(__name__)
 
+_NO_FAST: dict[bytes, Any] = {}
 INTERNAL_ERROR = "internal error; the request may not have been carried out (see the node's log)"
 
 
@@ -35,8 +37,10 @@ class LineProtocol:
     """The line protocol of one node: shared by all its line connections."""
 
     def __init__(self, registry: Registry, keyspace: Keyspace, stats: Stats,
-                 max_line_bytes: int, max_peer_line_bytes: int, fast_path: bool = True) -> None:
+                 max_line_bytes: int, max_peer_line_bytes: int, fast_path: bool = True,
+                 guard: Guard | None = None) -> None:
         self.registry = registry
+        self.guard = guard if guard is not None else Guard("", False, stats)
         self.parser = LineParser(registry)
         self.keyspace = keyspace
         self.stats = stats
@@ -45,8 +49,8 @@ class LineProtocol:
         fast = FastPath(keyspace, pending_bytes, acked_reply)
         self.fast_handlers = fast.handlers if fast_path else {}
 
-    def connection(self, peer: str = "?") -> LineFrontEnd:
-        return LineFrontEnd(self, peer)
+    def connection(self, peer: str = "?", tls_verified: bool = False) -> LineFrontEnd:
+        return LineFrontEnd(self, self.guard.session(peer, is_loopback(peer), tls_verified))
 
 
 def acked_reply(reply: bytes) -> Callable[[asyncio.Future[Any]], bytes]:
@@ -94,16 +98,23 @@ def result_of(future: asyncio.Future[Any]) -> Any:
 class LineFrontEnd:
     """One connection's line protocol."""
 
-    def __init__(self, protocol: LineProtocol, peer: str) -> None:
+    def __init__(self, protocol: LineProtocol, session: Session) -> None:
         self._protocol = protocol
         self._parse = protocol.parser.parse
-        self._fast_get = protocol.fast_handlers.get
+        self._guard = protocol.guard
+        self.session = session
+        # Until the connection may use every client verb (AUTH, protected
+        # mode), every line takes the general path, which checks it.
+        self._fast_get = (protocol.fast_handlers if session.trusted else _NO_FAST).get
         self._keyspace = protocol.keyspace
         self._stats = protocol.stats
         self.framer = LineFramer(protocol.max_line_bytes)
-        self.peer = peer  # host:port of the other end, for logs
-        self.loopback = is_loopback(peer)
-        self.peer_name: str | None = None  # set once the other end is a node
+        self.peer = session.where  # host:port of the other end, for logs
+
+    @property
+    def peer_name(self) -> str | None:
+        """The node on the other end, once it completed the peer handshake."""
+        return self.session.peer_name
 
     def execute(self, line: bytes, reads_only: bool) -> Any:
         """The reply to one line (see run for many)."""
@@ -164,10 +175,18 @@ class LineFrontEnd:
             spec = request.verb
             if reads_only and spec.writes:
                 return BLOCKED  # it must not overtake the replies that wait
-            if spec.local_only and not self.loopback:
+            session = self.session
+            if session.peer_name is None:
+                self._guard.check(session, spec.name, spec.peer)
+            if spec.local_only and not session.loopback:
                 raise DeniedError(f"{spec.name} is accepted only from a client on this "
                                   "machine (loopback)")
-            outcome = spec.handler(request.items)
+            if spec.session:
+                outcome = spec.handler(request.items, session)
+                if session.trusted:
+                    self._fast_get = self._protocol.fast_handlers.get
+            else:
+                outcome = spec.handler(request.items)
         except ProtocolError as exc:
             return self._error(exc, exc.tag or tag)
         except Exception as exc:
@@ -179,19 +198,28 @@ class LineFrontEnd:
         if result_type is Bye:
             return Final(encode_result(request, outcome, tag))
         if result_type is Admitted:
-            # A peer introduced itself: filters it pushes may be large.
-            self.framer.max_line_bytes = self._protocol.max_peer_line_bytes
-            self.peer_name = outcome.name
+            self._admitted()
         return encode_result(request, outcome, tag)
+
+    def _admitted(self) -> None:
+        """A peer completed the handshake: filters it pushes may be large."""
+        self.framer.max_line_bytes = self._protocol.max_peer_line_bytes
+        self._fast_get = self._protocol.fast_handlers.get
 
     def _finish(self, request: Request, tag: bytes, future: asyncio.Future[Any]) -> bytes:
         try:
-            return encode_result(request, result_of(future), tag)
+            result = result_of(future)
         except ProtocolError as exc:
-            return error_line(exc.message, exc.tag or tag)
+            reply = error_line(exc.message, exc.tag or tag)
+            return Final(reply) if exc.closes else reply
+        if type(result) is Admitted:
+            self._admitted()
+        return encode_result(request, result, tag)
 
     def _error(self, exc: ProtocolError, tag: bytes) -> bytes:
         reply = error_line(exc.message, tag)
+        if exc.closes:
+            return Final(reply)
         if self.peer_name is not None and exc.code is not ErrorCode.FILTER_VERSION:
             # A peer must speak the dialect exactly: garbage, a bad or
             # oversized filter means a broken or hostile peer.

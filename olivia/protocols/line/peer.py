@@ -3,7 +3,9 @@ each other, both ways (docs/protocol.md, "The peer dialect").
 
 Requests::
 
-    REQUEST CONNECT <name> <host:port> <inc>  -> FULFILLED <name> <host:port> <inc>
+    REQUEST CONNECT <name> <host:port> <inc> <nonce>
+                        -> FULFILLED <name> <host:port> <inc> <nonce> <proof> <vouch>
+    REQUEST PROVE <proof>                               -> FULFILLED
     REQUEST DISCONNECT <name>                           -> FULFILLED
     REQUEST PEERS                                       -> FULFILLED host:port,...
     REQUEST BLOOMFILTER                                 -> FULFILLED <filter>
@@ -32,6 +34,7 @@ from collections.abc import Callable, Iterable
 from olivia.core.clock import STAMP_BYTES
 from olivia.core.errors import BadItemError, ProtocolError
 from olivia.core.requests import (
+    Answer,
     Copies,
     Copy,
     FilterPush,
@@ -49,6 +52,8 @@ from olivia.protocols.line.escaping import CR, PERCENT, decode_field, encode_fie
 from olivia.protocols.line.requests import keys_payload, request_line
 
 STAMP_HEX = 24  # a 12-byte version stamp as hex
+NONCE_HEX = 32  # a handshake's 16-byte nonce, as hex (olivia.cluster.handshake)
+PROOF_HEX = 64  # an HMAC-SHA256, as hex
 _NAME_MATCH = re.compile(rb"[A-Za-z0-9_.:-]{1,64}\Z").match
 _HEX_MATCH = re.compile(rb"[0-9a-fA-F]+\Z").match
 REQUEST = b"REQUEST"
@@ -77,13 +82,17 @@ def stamp(verb: str, raw: bytes) -> bytes:
 
 
 def parse_hello(verb: str, args: bytes) -> Hello:
-    name, address, incarnation = words(verb, args, 3, "<name> <host:port> <incarnation>")
+    name, address, incarnation, nonce = words(verb, args, 4,
+                                              "<name> <host:port> <incarnation> <nonce>")
+    if len(nonce) != NONCE_HEX or not _HEX_MATCH(nonce):
+        raise BadItemError(f"{verb} has a bad nonce {show(nonce)}: need {NONCE_HEX} hex digits")
     host, _, port = address.rpartition(b":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536 or len(address) > 300:
         raise BadItemError(f"{verb} has a bad address {show(address)}: need host:port")
     if not incarnation.isdigit() or len(incarnation) > 20:
         raise BadItemError(f"{verb} has a bad incarnation {show(incarnation)}")
-    return Hello(node_name(verb, name), address.decode("ascii", "replace"), int(incarnation))
+    return Hello(node_name(verb, name), address.decode("ascii", "replace"), int(incarnation),
+                 nonce)
 
 
 def parse_name(verb: str, args: bytes) -> str:
@@ -165,8 +174,12 @@ def peer_line(payload: bytes) -> Callable[[bytes], bytes]:
     return lambda tag: request_line(REQUEST, payload, tag)
 
 
-def connect_payload(hello: Hello) -> bytes:
-    return f"CONNECT {hello.name} {hello.address} {hello.incarnation}".encode()
+def connect_payload(hello: Hello, nonce: bytes) -> bytes:
+    return f"CONNECT {hello.name} {hello.address} {hello.incarnation} ".encode() + nonce
+
+
+def prove_payload(proof: bytes) -> bytes:
+    return b"PROVE " + proof
 
 
 def disconnect_payload(name: str) -> bytes:
@@ -252,17 +265,24 @@ def split_slots(payload: bytes) -> Slots:
 # -- the answers ---------------------------------------------------------------------
 
 
-def identity(hello: Hello) -> bytes:
-    """The payload that answers REQUEST CONNECT: who answered."""
-    return f"{hello.name} {hello.address} {hello.incarnation}".encode()
+def answer_payload(answer: Answer) -> bytes:
+    """The payload that answers REQUEST CONNECT: who answered, and its half
+    of the challenge (olivia.cluster.handshake)."""
+    me = answer.identity
+    return b" ".join((f"{me.name} {me.address} {me.incarnation}".encode(), answer.nonce,
+                      answer.proof, answer.vouch))
 
 
-def parse_identity(payload: bytes) -> Hello:
-    name, address, incarnation = payload.decode("ascii").split(" ")
+def parse_answer(payload: bytes) -> Answer:
+    """Read an answer to REQUEST CONNECT (ValueError if it is not one)."""
+    name, address, incarnation, nonce, proof, vouch = payload.decode("ascii").split(" ")
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"bad address {address!r}")
-    return Hello(name, address, int(incarnation))
+    if len(nonce) != NONCE_HEX or len(proof) != PROOF_HEX:
+        raise ValueError("bad nonce or proof")
+    return Answer(Hello(name, address, int(incarnation)), nonce.encode(), proof.encode(),
+                  vouch.encode())
 
 
 def found_payload(found: Iterable[tuple[bytes, bytes]]) -> bytes:

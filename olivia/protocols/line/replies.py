@@ -14,6 +14,7 @@ from typing import NamedTuple
 from olivia.core.errors import OliviaError, ProtocolError, error_from_message
 from olivia.core.requests import (
     TTL_ITEMS,
+    Ack,
     Admitted,
     Bye,
     Done,
@@ -39,6 +40,8 @@ REPLY_WORDS: dict[str, bytes] = {
     "PING": b"PONG",
     "INFO": b"INFO",
     "QUIT": b"BYE",
+    "AUTH": b"AUTHED",
+    "FORGET": b"FORGOTTEN",
 }
 FULFILLED = b"FULFILLED"
 _TTL_TEXT = frozenset(b"0123456789.")
@@ -89,7 +92,7 @@ def encode_result(request: Request, result: Result, tag: bytes = b"") -> bytes:
     elif type(result) is Payload or type(result) is Admitted:
         payload = result.data
     else:
-        assert type(result) is Bye
+        assert type(result) is Bye or type(result) is Ack
         payload = b""
     return reply_line(word, payload, tag)
 

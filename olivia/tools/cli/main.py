@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -42,7 +43,8 @@ from olivia.tools.cli.transfers import run_export, run_import
 from olivia.tools.cli.verb_help import help_text
 
 USAGE = f"""\
-{PROG} [-h HOST] [-p PORT] [-t SECONDS] [--raw | --no-raw | --wire]
+{PROG} [-h HOST] [-p PORT] [-a PASSWORD] [--tls [--cacert FILE]] [-t SECONDS]
+                  [--raw | --no-raw | --wire]
                   [-r N] [-i SECONDS] [VERB ARGS... | --pipe | --stat | --latency]
        {PROG} [-h HOST] [-p PORT] import FILE [--format csv|jsonl|json]
        {PROG} [-h HOST] [-p PORT] export [--format F] (--keys-from FILE | KEY...)"""
@@ -78,6 +80,12 @@ options:
   --raw             print decoded values, one a line (a GET: each value found)
   --no-raw          decode replies for reading even when stdout is not a terminal
   --wire            print reply lines as the server sent them, even at a terminal
+  -a PASSWORD       send AUTH PASSWORD first (default $OLIVIA_PASSWORD; the
+                    variable keeps it out of ps and shell history)
+  --tls             connect over TLS, verifying the server's certificate
+  --cacert FILE     the CA (PEM) that signed the server's certificate (implies
+                    --tls; default: the system's CAs)
+  --insecure        over TLS, do not verify the server's certificate
   -r N              run the VERB N times (-1: until Ctrl-C); with --stat and
                     --latency, N lines or samples (default: until Ctrl-C)
   -i SECONDS        wait between runs (default 0; --stat 1, --latency 0.01)
@@ -114,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
                         help=hidden)
     parser.add_argument("-p", "--port", type=int, default=None, help=hidden)
     parser.add_argument("-t", "--timeout", type=float, default=10.0, help=hidden)
+    parser.add_argument("-a", dest="password", default=os.environ.get("OLIVIA_PASSWORD") or None,
+                        help=hidden)
+    parser.add_argument("--tls", action="store_true", help=hidden)
+    parser.add_argument("--cacert", metavar="FILE", help=hidden)
+    parser.add_argument("--insecure", action="store_true", help=hidden)
     parser.add_argument("-r", dest="repeat", type=_repeat_count, default=None, help=hidden)
     parser.add_argument("-i", dest="interval", type=_seconds, default=None, help=hidden)
     mode = parser.add_mutually_exclusive_group()
@@ -195,9 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else _env_port()
     timeout = args.timeout if args.timeout > 0 else None
-    client = Client(args.host, port, timeout)
+    client = Client(args.host, port, timeout, password=args.password, ssl=_tls(args))
     if args.pipe:
-        return run_pipe(args.host, port, timeout)
+        if client_tls_requested(args):
+            fail("--pipe does not speak TLS yet: run it on the node's machine, or use import",
+                 status=2)
+        return run_pipe(args.host, port, timeout, password=args.password)
     if args.stat:
         return run_stat(client, _schedule(args, FOREVER, STAT_INTERVAL))
     if args.latency:
@@ -215,6 +231,24 @@ def _dispatch(args: argparse.Namespace) -> int:
     if words:
         return run_command(client, one_shot_line(words), printer, _schedule(args, 1, 0.0))
     return run_interactive(client, printer)
+
+
+def client_tls_requested(args: argparse.Namespace) -> bool:
+    return bool(args.tls or args.cacert or args.insecure)
+
+
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """--tls, --cacert, --insecure as the client's TLS context."""
+    if not client_tls_requested(args):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=args.cacert)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"--cacert {args.cacert}: {getattr(exc, 'strerror', None) or exc}", status=2)
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _schedule(args: argparse.Namespace, count: int, interval: float) -> Schedule:

@@ -78,7 +78,7 @@ def _connect_socket(host: str, port: int, timeout: float | None) -> socket.socke
 
 
 def run_pipe(host: str, port: int, timeout: float | None,
-             source: IO[bytes] | None = None) -> int:
+             source: IO[bytes] | None = None, password: str | None = None) -> int:
     """Stream raw request lines from stdin to the server; count the replies.
 
     A reader thread counts replies while this thread writes, so neither side
@@ -94,6 +94,9 @@ def run_pipe(host: str, port: int, timeout: float | None,
         carry = b""
         closed_early = False
         try:
+            if password is not None:  # its reply is counted with the others
+                sock.sendall(b"AUTH " + password.encode() + b"\n")
+                expected += 1
             while chunk := os.read(fd, PIPE_CHUNK):
                 sock.sendall(chunk)
                 block = carry + chunk if carry else chunk

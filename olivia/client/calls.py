@@ -408,6 +408,10 @@ def is_error_reply(line: bytes) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: {exc.reason}: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno)  # asyncio's messages lack the reason
     if isinstance(exc, OSError) and exc.strerror:

@@ -19,11 +19,12 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from typing import Any
 
 from olivia.core.clock import STAMP_BYTES, HybridClock
-from olivia.core.errors import ReplyTooLargeError
+from olivia.core.errors import OutOfMemoryError, ReplyTooLargeError
+from olivia.core.eviction import Evictor
 from olivia.core.peers import NoPeers, Peers, RemoteFound
 from olivia.core.requests import Copy, Keys, Pairs, TtlItems, Version
 from olivia.core.slots import SlotDigests, slot_of
-from olivia.core.store import Store
+from olivia.core.store import DEADLINE_BYTES, ENTRY_BYTES, Store
 from olivia.core.tombstones import Tombstones
 from olivia.core.values import HEADER_BYTES, pack, plain_header, stamp_of, value_of
 
@@ -38,8 +39,13 @@ class Keyspace:
     """This node's data, and the rules for reading and writing it."""
 
     def __init__(self, store: Store, clock: HybridClock, max_reply_bytes: int,
-                 tombstones: Tombstones | None = None) -> None:
+                 tombstones: Tombstones | None = None, max_memory: int = 0,
+                 eviction_policy: str = "noeviction") -> None:
         self.store = store
+        self.max_memory = max_memory
+        self.evictor = Evictor(store, eviction_policy, self._evicted)
+        #: Told of every read of a key, for the lru and lfu policies (else None).
+        self.touch = self.evictor.touch if max_memory else None
         self.tombstones = tombstones if tombstones is not None else Tombstones(300.0, 1_000_000)
         self.digests = SlotDigests()
         self.clock = clock
@@ -99,6 +105,8 @@ class Keyspace:
     def set_plain(self, pairs: Sequence[Sequence[bytes]]) -> Awaitable[None] | None:
         """Store (key, value) pairs whose values hold no byte a text front end
         escapes (the caller checked); clears their TTLs; tells the peers."""
+        if self.max_memory:
+            self.make_room(pairs, "SET")
         header = self._batch_header
         if header is None:  # the first write of the batch
             self.stamp()
@@ -111,6 +119,8 @@ class Keyspace:
 
     def set_pairs(self, pairs: Pairs) -> Awaitable[None] | None:
         """Store any (key, value) pairs; clears their TTLs; tells the peers."""
+        if self.max_memory:
+            self.make_room(pairs, "SET")
         stamp = self.stamp()
         self.store.set_many([(key, pack(stamp, value)) for key, value in pairs])
         if not self._known:
@@ -119,6 +129,8 @@ class Keyspace:
 
     def set_with_ttl(self, items: TtlItems) -> Awaitable[None] | None:
         """Store each item to expire after its TTL; tells the peers."""
+        if self.max_memory:
+            self.make_room([(item.key, item.value) for item in items], "SETEX", DEADLINE_BYTES)
         stamp = self.stamp()
         set_with_ttl = self.store.set_with_ttl
         for item in items:
@@ -207,7 +219,39 @@ class Keyspace:
             self.observe(newest)
         if self.on_deadline is not None:
             self.on_deadline()
+        if self.max_memory and store.used > self.max_memory and self.evictor.evicts:
+            # Copies are taken whatever the budget (an acknowledged write
+            # must not be lost to it); an evicting policy makes room after.
+            self.evictor.free(store.used - self.max_memory)
         return taken
+
+    # -- memory ----------------------------------------------------------------
+
+    def make_room(self, pairs: Sequence[Sequence[bytes]], verb: str, extra: int = 0) -> None:
+        """Before a write of ``pairs``: within max_memory, evicting by the
+        policy if need be, or OutOfMemoryError and nothing changes.  Counted
+        as if every key were new (an overwrite is refused a little early)."""
+        store = self.store
+        incoming = sum(len(key) + len(value) for key, value in pairs) \
+            + len(pairs) * (HEADER_BYTES + ENTRY_BYTES + extra)
+        over = store.used + incoming - self.max_memory
+        if over <= 0:
+            return
+        if self.evictor.evicts:
+            over -= self.evictor.free(over)
+        if over > 0:
+            raise OutOfMemoryError(
+                f"{verb} refused: it would take the node over max_memory ({self.max_memory} "
+                f"bytes, {store.used} in use) and eviction_policy {self.evictor.policy} "
+                "frees nothing; nothing was stored (delete keys, raise max_memory or choose "
+                "an evicting eviction_policy)")
+
+    def _evicted(self, key: bytes, stamp: bytes) -> None:
+        """An evicted key's copies elsewhere go too: peers drop versions up
+        to the evicted one (not a newer write), and no tombstone is kept."""
+        if self._known:
+            after = (int.from_bytes(stamp, "big") + 1).to_bytes(STAMP_BYTES, "big")
+            self.peers.announce([key], after)
 
     # -- what anti-entropy compares and moves ------------------------------------------
 
@@ -279,12 +323,15 @@ class Keyspace:
         get = self.get_stored
         found: StoredFound = {}
         misses = []
+        touch = self.touch
         for key in keys:
             stored = get(key)
             if stored is None:
                 misses.append(key)
             else:
                 found[key] = stored
+                if touch is not None:
+                    touch(key)
         if not misses:
             return found
         future: asyncio.Future[StoredFound] | None = None
@@ -308,7 +355,11 @@ class Keyspace:
     def local(self, keys: Iterable[bytes]) -> list[tuple[bytes, bytes]]:
         """(key, stored form) of the keys held here: what a peer's lookup gets."""
         get = self.get_stored
-        return [(key, stored) for key in keys if (stored := get(key)) is not None]
+        found = [(key, stored) for key in keys if (stored := get(key)) is not None]
+        if self.touch is not None:  # a peer's read is a use too
+            for key, _ in found:
+                self.touch(key)
+        return found
 
     # -- limits ------------------------------------------------------------------
 

@@ -59,7 +59,8 @@ class NodeServer:
         self.own_filter = OwnFilter(self.bloom, self.store)
         self.keyspace = Keyspace(self.store, HybridClock(self.name), config.max_reply_bytes,
                                  Tombstones(config.cluster_tombstone_ttl,
-                                            config.cluster_max_tombstones))
+                                            config.cluster_max_tombstones),
+                                 config.max_memory, config.eviction_policy)
         self.expiry = ExpiryTimer(self.store)
         self.keyspace.on_deadline = self.expiry.deadline_added
         password, secret = config.password(), config.secret()
@@ -148,4 +149,11 @@ class NodeServer:
         ]
 
     def _store_fields(self) -> list[tuple[str, object]]:
-        return [("keys", len(self.store)), ("expired_keys", self.store.expired_count)]
+        return [
+            ("keys", len(self.store)),
+            ("expired_keys", self.store.expired_count),
+            ("max_memory", self.config.max_memory),
+            ("used_memory_dataset", self.store.used),
+            ("eviction_policy", self.config.eviction_policy),
+            ("evicted_keys", self.keyspace.evictor.evicted_count),
+        ]

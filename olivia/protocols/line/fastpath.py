@@ -100,6 +100,8 @@ class FastPath:
             stored = get(args)
             if stored is None:
                 return self._miss(args, keys)
+            if self._keyspace.touch is not None:  # lru/lfu eviction records reads
+                self._keyspace.touch(args)
             value = stored[HEADER_BYTES:]
             if len(value) > self._limit:
                 return None  # the general path words the error
@@ -117,6 +119,8 @@ class FastPath:
             value = stored[HEADER_BYTES:]
             size += len(value)
             found.append(key + b":" + (encode_field(value) if needs_escape(stored) else value))
+            if self._keyspace.touch is not None:
+                self._keyspace.touch(key)
         if size > self._limit:
             return None
         return b":GOT " + b",".join(found) + b"\n" if found else _GOT_NONE

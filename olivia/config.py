@@ -20,6 +20,9 @@ from typing import Any
 
 #: The environment variable naming the config file when --config is not given.
 CONFIG_ENV = "OLIVIA_CONFIG"
+#: The environment variable holding the client password when neither
+#: auth.password nor auth.password_file is set (as --requirepass, off ps).
+PASSWORD_ENV = "OLIVIA_REQUIREPASS"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}\Z")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 #: What a node may do when a write would take it over ``max_memory``.
@@ -131,7 +134,8 @@ class Config:
         return [f.name for f in dataclasses.fields(cls)]
 
     def password(self) -> str:
-        """The client password: auth.password, else the first line of auth.password_file."""
+        """The client password: auth.password (or --requirepass), else the first
+        line of auth.password_file, else $OLIVIA_REQUIREPASS (see load)."""
         return _secret_of(self.auth_password, self.auth_password_file, "auth.password_file")
 
     def secret(self) -> str:
@@ -272,12 +276,17 @@ def load(config_path: Path | None, flags: Mapping[str, Any],
     never a file found in the working directory: a ``config.toml`` there may
     belong to another tool), then the flags that were given."""
     config = Config()
+    environ = os.environ if environ is None else environ
     if config_path is None:
-        named = (os.environ if environ is None else environ).get(CONFIG_ENV, "")
+        named = environ.get(CONFIG_ENV, "")
         config_path = Path(named) if named else None
     if config_path is not None:
         config = config.with_overrides(load_file(config_path), f"config file '{config_path}'")
-    return config.with_overrides(flags, "command line")
+    config = config.with_overrides(flags, "command line")
+    from_env = environ.get(PASSWORD_ENV, "")
+    if from_env and not (config.auth_password or config.auth_password_file):
+        config = config.with_overrides({"auth.password": from_env}, f"${PASSWORD_ENV}")
+    return config
 
 
 def default_toml() -> str:

@@ -16,13 +16,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEADLINE
+from tests.helpers import DEADLINE, OliviaProcess, config_flag
 
 _uses = itertools.count()  # so two networks made by one process never share a name
 
@@ -185,3 +187,17 @@ def switched_hosts(count: int) -> Iterator[Switch]:
     finally:
         for name in made:  # the cables go with their namespaces
             subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=DEADLINE)
+
+
+@contextmanager
+def node_in(host: Host, port: int, toml: str, *args: str) -> Iterator[OliviaProcess]:
+    """A node started inside ``host``, listening on every address at ``port``,
+    with a config file holding ``toml``; stopped at the end of the block."""
+    with tempfile.TemporaryDirectory() as directory:
+        node = OliviaProcess(["--host", "0.0.0.0", "--port", str(port),
+                              *config_flag(Path(directory), toml), *args],
+                             prefix=host.prefix())
+        try:
+            yield node.start()
+        finally:
+            node.close()

@@ -41,21 +41,25 @@ def test_the_memory_account_matches_the_data_after_any_operations(
         ops: list[tuple[str, int, bytes]]) -> None:
     clock = FakeClock()
     store = Store(clock)
+    plain = Store(clock)  # no account kept: memory() sums it up
+    store.start_accounting()
     for op, number, value in ops:
         key = b"k%d" % number
-        if op == "set":
-            store.set(key, value)
-        elif op == "set_many":
-            store.set_many([(key, value), (b"k%d" % (number + 1), value)], b"pre")
-        elif op == "ttl":
-            store.set_with_ttl(key, value, 1.0 + number % 3)
-        elif op == "delete":
-            store.delete(key)
-        elif op == "advance":
+        for each in (store, plain):
+            if op == "set":
+                each.set(key, value)
+            elif op == "set_many":
+                each.set_many([(key, value), (b"k%d" % (number + 1), value)], b"pre")
+            elif op == "ttl":
+                each.set_with_ttl(key, value, 1.0 + number % 3)
+            elif op == "delete":
+                each.delete(key)
+            elif op == "expire":
+                each.expire_due()
+        if op == "advance":
             clock.advance(number / 10)
-        else:
-            store.expire_due()
-        assert store.used == accounted(store)
+        assert store.used == store.memory() == accounted(store)
+        assert plain.memory() == accounted(plain)
 
 
 def keyspace(policy: str, limit: int = LIMIT) -> Keyspace:

@@ -7,13 +7,12 @@ local."""
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from tests.helpers import SECRET, OliviaProcess, config_flag, wait_until
+from tests.helpers import SECRET, OliviaProcess, wait_until
 from tests.netns import Host, two_hosts
+from tests.netns import node_in as netns_node
 
 PORT = 5454  # each namespace has its own ports: no clash with anything
 PASSWORD = "network-password"
@@ -35,14 +34,8 @@ def info(host: Host) -> dict[str, str]:
 
 @contextmanager
 def node_in(host: Host, *args: str) -> Iterator[OliviaProcess]:
-    with tempfile.TemporaryDirectory() as directory:
-        node = OliviaProcess(["--host", "0.0.0.0", "--port", str(PORT),
-                              *config_flag(Path(directory), NETWORK_TOML), *args],
-                             prefix=host.prefix())
-        try:
-            yield node.start()
-        finally:
-            node.close()
+    with netns_node(host, PORT, NETWORK_TOML, *args) as node:
+        yield node
 
 
 def test_nodes_on_every_address_advertise_one_peers_can_dial() -> None:

@@ -4,27 +4,17 @@ why; a peer proving the cluster secret is let in; a password opens it."""
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 
-from tests.helpers import SECRET_TOML, OliviaProcess, config_flag, wait_until
+from tests.helpers import SECRET_TOML, OliviaProcess, wait_until
 from tests.netns import Host, two_hosts
+from tests.netns import node_in as netns_node
 
 PORT = 5454  # each namespace has its own ports
 
 
-@contextmanager
-def node_in(host: Host, toml: str, *args: str) -> Iterator[OliviaProcess]:
-    with tempfile.TemporaryDirectory() as directory:
-        node = OliviaProcess(["--host", "0.0.0.0", "--port", str(PORT),
-                              *config_flag(Path(directory), toml), *args],
-                             prefix=host.prefix())
-        try:
-            yield node.start()
-        finally:
-            node.close()
+def node_in(host: Host, toml: str, *args: str) -> AbstractContextManager[OliviaProcess]:
+    return netns_node(host, PORT, toml, *args)
 
 
 def test_clients_off_the_machine_are_refused_and_secret_peers_let_in() -> None:

@@ -167,10 +167,12 @@ def test_password_noauth_wrongpass_and_auth(tmp_path: Path) -> None:
         for line in ("GET k", "SET k:v", "INFO", "PING", "DEL k", "REQUEST PEERS"):
             reply = client.request(line)
             assert reply.startswith(b":ERR NOAUTH "), (line, reply)
+        assert client.request("REQUEST LOOKUP k").startswith(b":ERR NOAUTH ")
         assert client.request("t1:AUTH wrong") == b"t1:ERR WRONGPASS invalid password"
         assert client.request("AUTH " + PASSWORD) == b":AUTHED"
         assert client.request("SET k:v") == b":SAT k:v"
         assert client.request("GET k") == b":GOT k:v"
+        assert client.request("REQUEST LOOKUP k").startswith(b":ERR DENIED ")  # still no peer
         assert info_of(client)["auth_failures"] == "1"
         with node.client() as other:  # each connection authenticates for itself
             assert other.request("GET k").startswith(b":ERR NOAUTH")
@@ -230,3 +232,22 @@ def test_a_line_client_as_a_peer_without_secret_is_dialled_back(tmp_path: Path) 
         assert reply.startswith(b":ERR DENIED dialled back 127.0.0.1:1")
         with LineClient(node.port) as client:
             assert info_of(client)["peers_known"] == "0"
+
+
+def test_the_password_from_the_environment(tmp_path: Path) -> None:
+    with running_node(env={"OLIVIA_REQUIREPASS": "envpass"}) as node, \
+            node.client() as client:
+        assert client.request("GET k").startswith(b":ERR NOAUTH")
+        assert client.request("AUTH envpass") == b":AUTHED"
+
+
+def test_requirepass_on_the_command_line_and_olivia_bench(tmp_path: Path) -> None:
+    with running_node("--requirepass", "flagpass") as node, node.client() as client:
+        assert client.request("PING").startswith(b":ERR NOAUTH")
+        bench = [sys.executable, "-m", "olivia.tools.bench", "-p", str(node.port), "-n", "2000",
+                 "-t", "set,get", "-c", "4", "-j", "1", "-q"]
+        done = subprocess.run([*bench, "-a", "flagpass"], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0 and "GET:" in done.stdout, done
+        done = subprocess.run(bench, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and "NOAUTH" in done.stdout + done.stderr, done

@@ -97,3 +97,18 @@ def test_a_bad_certificate_path_is_a_config_error(tmp_path: Path) -> None:
                           text=True, timeout=10)
     assert done.returncode == 2, done
     assert done.stderr.startswith("olivia: tls.cert / tls.key: cannot load")
+
+
+def test_without_a_ca_nodes_encrypt_and_olivia_bench_speaks_tls(
+        tmp_path: Path, authority: Authority) -> None:
+    issued = authority.issue("node")
+    flags = config_flag(tmp_path, tls_toml(issued.cert, issued.key, None))
+    with running_node("--name", "a", *flags) as a, \
+            running_node("--name", "b", "--peers", f"127.0.0.1:{a.port}", *flags) as b, \
+            Client(b.host, b.port, ssl=True, ssl_ca_certs=str(authority.ca)) as db:
+        wait_until(lambda: db.info()["peers"] == "1", what="two TLS nodes without a CA")
+        bench = [sys.executable, "-m", "olivia.tools.bench", "-p", str(a.port), "-n", "2000",
+                 "-t", "set,get", "-c", "4", "-j", "1", "-P", "4", "-q", "--tls",
+                 "--cacert", str(authority.ca)]
+        done = subprocess.run(bench, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "GET:" in done.stdout, done

@@ -118,6 +118,8 @@ class PeerVerbs:
             raise self._guard.protected_denial(session)
         if hello.name != me.name:
             self._table.check_node_id(hello.name)
+        elif hello.incarnation != me.incarnation:
+            log.warning("another node uses our name %r (at %s)", me.name, hello.address)
         nonce = new_nonce()
         session.handshake = Handshake(hello, hello.nonce, nonce)
         answer = proof(dialer.key, ANSWER, hello.nonce, nonce, hello.name, me.name)

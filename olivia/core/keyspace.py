@@ -43,6 +43,8 @@ class Keyspace:
                  eviction_policy: str = "noeviction") -> None:
         self.store = store
         self.max_memory = max_memory
+        if max_memory:
+            store.start_accounting()
         self.evictor = Evictor(store, eviction_policy, self._evicted)
         #: Told of every read of a key, for the lru and lfu policies (else None).
         self.touch = self.evictor.touch if max_memory else None

@@ -5,7 +5,8 @@ connection and asks the node's :class:`Guard` before each request
 (:meth:`Guard.check`).  The rules (docs/protocol.md, "Security"):
 
 * With ``auth.password`` set, a client must send ``AUTH password`` before
-  anything but AUTH and QUIT; others get ``ERR NOAUTH``.
+  anything but AUTH, QUIT and the peer handshake; others get ``ERR NOAUTH``
+  (checked first, as Redis does: peer verbs too).
 * In protected mode (the default) with no password, a client that is not on
   loopback gets ``ERR DENIED`` and is disconnected.
 * Peer verbs other than the handshake (``REQUEST CONNECT`` / ``REQUEST
@@ -88,15 +89,14 @@ class Guard:
         """Raise NoAuthError or DeniedError if ``session`` may not run the verb ``name``."""
         if session.peer_name is not None or name in HANDSHAKE:
             return
+        if not session.authenticated and name not in BEFORE_AUTH:
+            if session.protected:
+                self._stats.rejected_connections += 1
+                raise self.protected_denial(session)
+            raise NoAuthError("authentication required: send AUTH <password> first")
         if peer_verb and name not in OPEN_PEER_VERBS:
             raise DeniedError(f"{name} is a peer verb: it is accepted only on a connection "
                               "that completed the peer handshake (REQUEST CONNECT)")
-        if session.authenticated or name in BEFORE_AUTH:
-            return
-        if session.protected:
-            self._stats.rejected_connections += 1
-            raise self.protected_denial(session)
-        raise NoAuthError("authentication required: send AUTH <password> first")
 
     def protected_denial(self, session: Session) -> DeniedError:
         log.warning("refused %s: protected mode, and no password is set", session.where)

@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--advertise", metavar="H:P",
                         help="address peers dial back (default: the listen address)")
     parser.add_argument("--requirepass", metavar="PASS",
-                        help="clients must send AUTH PASS first (auth.password; prefer "
-                             "auth.password_file: a flag shows in ps)")
+                        help="clients must send AUTH PASS first (auth.password; a flag shows "
+                             "in ps: prefer auth.password_file or $OLIVIA_REQUIREPASS)")
     parser.add_argument("--protected-mode", choices=("yes", "no"),
                         help="with no password, refuse clients not on loopback (default yes)")
     parser.add_argument("--log-level", metavar="LEVEL",

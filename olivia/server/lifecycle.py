@@ -153,7 +153,7 @@ class NodeServer:
             ("keys", len(self.store)),
             ("expired_keys", self.store.expired_count),
             ("max_memory", self.config.max_memory),
-            ("used_memory_dataset", self.store.used),
+            ("used_memory_dataset", self.store.memory()),
             ("eviction_policy", self.config.eviction_policy),
             ("evicted_keys", self.keyspace.evictor.evicted_count),
         ]

@@ -43,10 +43,12 @@ import argparse
 import contextlib
 import math
 import multiprocessing
+import os
 import random
 import select
 import selectors
 import socket
+import ssl
 import sys
 import time
 from array import array
@@ -254,6 +256,7 @@ class Job:
     batches: int  # batches to send in all (0: until the deadline)
     duration: float  # seconds; 0 when ``batches`` bounds the run
     seed: int
+    access: Access = field(default_factory=lambda: Access())
 
 
 @dataclass
@@ -303,14 +306,83 @@ class _Poller:
             self.close = selector.close
 
 
-def connect(host: str, port: int, timeout: float = 10.0) -> socket.socket:
-    """A TCP connection with Nagle off (pipelined batches go out at once)."""
+@dataclass(frozen=True)
+class Access:
+    """How to reach the server: a password (sent first: AUTH), TLS.  Plain
+    values, so that a Job pickles; the TLS context is made in each worker."""
+
+    password: str | None = None
+    tls: bool = False
+    cacert: str | None = None
+    insecure: bool = False
+    redis: bool = False
+
+    def context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=self.cacert)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+def connect(host: str, port: int, timeout: float = 10.0,
+            access: Access | None = None) -> socket.socket:
+    """A connection with Nagle off (pipelined batches go out at once), over
+    TLS and authenticated as ``access`` says."""
+    access = access or Access()
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
+        context = access.context()
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=host)
     except OSError as exc:
         raise BenchError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if access.password is not None:
+        _authenticate(sock, access)
     return sock
+
+
+def _authenticate(sock: socket.socket, access: Access) -> None:
+    password = (access.password or "").encode()
+    sock.sendall(resp_command(b"AUTH", password) if access.redis else b"AUTH " + password + b"\n")
+    data = b""
+    while b"\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise BenchError("the server closed the connection after AUTH")
+        data += chunk
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")
+    if line not in (b":AUTHED", b"+OK"):
+        raise BenchError(f"AUTH refused: {line.decode('utf-8', 'replace')[:120]}")
+
+
+def _io_of(sock: socket.socket) -> tuple[Callable[[int], bytes], Callable[[bytes], int]]:
+    """recv and send that raise BlockingIOError when they cannot go on now,
+    over TLS as over TCP (a TLS socket says SSLWantRead/WriteError, and may
+    hold decrypted bytes the poller does not see: drained at once)."""
+    if not isinstance(sock, ssl.SSLSocket):
+        return sock.recv, sock.send
+    tls = sock
+
+    def recv(size: int) -> bytes:
+        try:
+            data = tls.recv(size)
+            while tls.pending():
+                data += tls.recv(size)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError from None
+        return data
+
+    def send(data: bytes) -> int:
+        try:
+            return tls.send(data)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise BlockingIOError from None
+
+    return recv, send
 
 
 def drive(socks: Sequence[socket.socket], pool: Sequence[bytes], counters: Sequence[ReplyCounter],
@@ -335,7 +407,7 @@ def drive(socks: Sequence[socket.socket], pool: Sequence[bytes], counters: Seque
     for index, (sock, counter) in enumerate(zip(socks, counters, strict=True)):
         sock.setblocking(False)
         fd = sock.fileno()
-        recv[fd], send[fd], feed[fd] = sock.recv, sock.send, counter.feed
+        (recv[fd], send[fd]), feed[fd] = _io_of(sock), counter.feed
         cursor[fd] = index * pool_len // len(socks)
         poller.register(fd, poller.read_mask)
     latencies: list[int] = []
@@ -439,7 +511,7 @@ def run_job(job: Job, ready: Callable[[], bool]) -> WorkerResult:
     socks: list[socket.socket] = []
     try:
         for _ in range(job.connections):
-            socks.append(connect(job.host, job.port))
+            socks.append(connect(job.host, job.port, access=job.access))
         if not ready():
             return WorkerResult(failure="cancelled")
         counters = [_counter(work.redis) for _ in socks]
@@ -562,13 +634,15 @@ def populate_requests(redis: bool, keyspace: int, value_size: int,
 
 
 def populate(host: str, port: int, redis: bool, keyspace: int, value_size: int,
-             seed: int) -> float:
+             seed: int, access: Access | None = None) -> float:
     """Write every key once over one pipelined connection; the seconds it took."""
     requests = list(populate_requests(redis, keyspace, value_size, random.Random(seed)))
     counter = _counter(redis)
     started = time.perf_counter()
-    with connect(host, port) as sock, selectors.DefaultSelector() as selector:
+    with connect(host, port, access=access) as sock, \
+            selectors.DefaultSelector() as selector:
         sock.setblocking(False)
+        recv, send = _io_of(sock)
         selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
         pending = iter(requests)
         out = b""
@@ -593,10 +667,11 @@ def populate(host: str, port: int, redis: bool, keyspace: int, value_size: int,
                             in_flight += len(request)
                         out = request
                     if out:
-                        out = out[sock.send(out):]
+                        with contextlib.suppress(BlockingIOError):
+                            out = out[send(out):]
                 if mask & selectors.EVENT_READ:
                     try:
-                        data = sock.recv(1 << 20)
+                        data = recv(1 << 20)
                     except BlockingIOError:
                         continue
                     if not data:
@@ -802,17 +877,25 @@ def parser() -> argparse.ArgumentParser:
                    metavar="SECONDS", help="TTL of the setex test (default 60)")
     p.add_argument("--mixed-ratio", type=_number(float, 0.0, 1.0), default=0.9,
                    metavar="FRACTION", help="share of GETs in the mixed test (default 0.9)")
+    p.add_argument("-a", dest="password", default=os.environ.get("OLIVIA_PASSWORD") or None,
+                   metavar="PASSWORD", help="send AUTH PASSWORD on every connection first "
+                   "(default $OLIVIA_PASSWORD)")
+    p.add_argument("--tls", action="store_true", help="connect over TLS")
+    p.add_argument("--cacert", metavar="FILE", help="CA (PEM) of the server's certificate "
+                   "(implies --tls)")
+    p.add_argument("--insecure", action="store_true",
+                   help="over TLS, do not verify the server's certificate")
     p.add_argument("-q", dest="quiet", action="store_true",
                    help="quiet, as redis-benchmark -q: one line per test ('SET: N requests "
                         "per second, p50=X msec'), no populate timing")
     return p
 
 
-def probe(host: str, port: int, redis: bool) -> None:
+def probe(host: str, port: int, redis: bool, access: Access | None = None) -> None:
     """PING the server in the protocol chosen: fail fast, with one line, if nobody
     listens or the other protocol answers (replies would be miscounted)."""
     where = f"{host}:{port}"
-    with connect(host, port) as sock:
+    with connect(host, port, access=access) as sock:
         sock.settimeout(10.0)
         sock.sendall(resp_command(b"PING") if redis else b"PING\n")
         data = b""
@@ -849,14 +932,19 @@ def plan_jobs(args: argparse.Namespace, work: Workload, processes: int,
                           - total_batches * done // args.connections)
         done += count
         jobs.append(Job(work, args.host, args.port, count, batches, args.duration or 0.0,
-                        seed * 1000003 + index))
+                        seed * 1000003 + index, access_of(args)))
     return jobs
+
+
+def access_of(args: argparse.Namespace) -> Access:
+    return Access(args.password, bool(args.tls or args.cacert or args.insecure), args.cacert,
+                  args.insecure, args.redis)
 
 
 def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     """Run every test; print results through ``out``; the exit status."""
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
-    probe(args.host, args.port, args.redis)
+    probe(args.host, args.port, args.redis, access_of(args))
     processes = min(args.processes, args.connections)
     protocol = "redis" if args.redis else "olivia"
     status = EXIT_OK
@@ -868,7 +956,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> int:
         for number, test in enumerate(args.tests):
             if test == "populate" or (test in READ_TESTS and args.populate and not populated):
                 seconds = populate(args.host, args.port, args.redis, args.keyspace,
-                                   args.value_size, seed)
+                                   args.value_size, seed, access_of(args))
                 populated = True
                 if not args.quiet:
                     print(f"populated {args.keyspace} keys in {seconds:.2f}s "

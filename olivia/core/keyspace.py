@@ -245,8 +245,8 @@ class Keyspace:
             raise OutOfMemoryError(
                 f"{verb} refused: it would take the node over max_memory ({self.max_memory} "
                 f"bytes, {store.used} in use) and eviction_policy {self.evictor.policy} "
-                "frees nothing; nothing was stored (delete keys, raise max_memory or choose "
-                "an evicting eviction_policy)")
+                "cannot free enough; nothing was stored (delete keys, raise max_memory or "
+                "choose an evicting eviction_policy)")
 
     def _evicted(self, key: bytes, stamp: bytes) -> None:
         """An evicted key's copies elsewhere go too: peers drop versions up

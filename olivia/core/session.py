@@ -91,7 +91,6 @@ class Guard:
             return
         if not session.authenticated and name not in BEFORE_AUTH:
             if session.protected:
-                self._stats.rejected_connections += 1
                 raise self.protected_denial(session)
             raise NoAuthError("authentication required: send AUTH <password> first")
         if peer_verb and name not in OPEN_PEER_VERBS:
@@ -99,6 +98,8 @@ class Guard:
                               "that completed the peer handshake (REQUEST CONNECT)")
 
     def protected_denial(self, session: Session) -> DeniedError:
+        """The refusal of protected mode (counted in rejected_connections)."""
+        self._stats.rejected_connections += 1
         log.warning("refused %s: protected mode, and no password is set", session.where)
         denial = DeniedError(
             "protected mode: this node has no password (auth.password) and accepts clients on "

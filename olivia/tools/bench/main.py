@@ -911,6 +911,8 @@ def probe(host: str, port: int, redis: bool, access: Access | None = None) -> No
     if redis and line != b"+PONG":
         raise BenchError(f"{where} answered a RESP PING with {line[:60]!r}, not +PONG; "
                          "is it an Olivia node? (drop --redis)")
+    if line.startswith((b":ERR NOAUTH", b"-NOAUTH")):
+        raise BenchError(f"{where} needs a password: give it with -a (or $OLIVIA_PASSWORD)")
     if not redis and line != b":PONG":
         raise BenchError(f"{where} answered PING with {line[:60]!r}, not :PONG; "
                          "is it a Redis server? (add --redis)")

@@ -195,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except (CliError, OliviaError) as exc:  # OliviaError: connection lost, or an ERR of ours
         fail(str(exc))
+    except ValueError as exc:  # an option the client refuses (an empty -a, say)
+        fail(str(exc), status=2)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

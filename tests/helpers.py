@@ -22,6 +22,9 @@ from olivia.cluster.handshake import DIAL, new_nonce, proof
 from olivia.protocols.line.peer import parse_answer
 
 DEADLINE = 10.0  # seconds any wait in a test may take before it fails
+# Starting a process is not what any test measures; on a loaded 2-core CI
+# machine the interpreter's start can take seconds, so allow it more.
+START_DEADLINE = 30.0
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
 
@@ -130,14 +133,29 @@ class OliviaProcess:
         cmd = [*self.prefix, sys.executable, "-m", "olivia", *self.args]
         if not any(a == "--port" or a.startswith("--port=") for a in self.args):
             cmd += ["--port", "0"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        # faulthandler: a node that hangs can be asked where (SIGABRT, see _wait_listening)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1", **self.env}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=self._log, cwd=self.cwd, env=env)
         if wait:
-            match = wait_until(self._listening, what="the node to listen")
-            assert isinstance(match, re.Match)
+            match = self._wait_listening()
             self.host, self.port = match.group(1), int(match.group(2))
         return self
+
+    def _wait_listening(self) -> re.Match[str]:
+        """The node's "listening on" line; on a timeout the failure shows its
+        log and, through faulthandler, where every thread of it was."""
+        try:
+            match = wait_until(self._listening, timeout=START_DEADLINE, what="the node to listen")
+        except AssertionError as exc:
+            assert self.proc is not None
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGABRT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(5)
+            raise AssertionError(f"{exc}; its log:\n{self.log()}") from None
+        assert isinstance(match, re.Match)
+        return match
 
     def _listening(self) -> re.Match[str] | None:
         if self.proc is not None and self.proc.poll() is not None:

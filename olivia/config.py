@@ -63,6 +63,9 @@ class Config:
                                    "connection", "int", min=64, max=1 << 30)
     max_reply_bytes: int = _setting(64 << 20, "largest reply a GET may build; larger ones get "
                                     "an error", "int", min=1 << 20, max=1 << 32)
+    max_keys_reply: int = _setting(100_000, "most keys KEYS may answer with; more get ERR "
+                                   "TOOMANY (SCAN has no limit)", "int", min=1,
+                                   max=100_000_000)
     max_clients: int = _setting(10000, "open client connections at most; more are refused",
                                 "int", min=1, max=1_000_000)
     lookup_timeout: float = _setting(1.0, "seconds a GET waits for a peer's answer before "

@@ -544,9 +544,10 @@ def test_help_lists_every_verb_and_explains_one() -> None:
 
 
 def test_tab_completes_verbs_in_any_case() -> None:
-    assert complete("", "se").matches == ["SET ", "SETEX "]
-    assert complete("", "Ge").matches == ["GET "]
-    assert complete("", "t1:de").matches == ["t1:DEL "]  # a tag is kept
+    assert complete("", "se").matches == ["SET ", "SETEX ", "SETNX "]
+    assert complete("", "Ge").matches == ["GET ", "GETDEL "]
+    assert complete("", "pi").matches == ["PING "]
+    assert complete("", "t1:dec").matches == ["t1:DECR "]  # a tag is kept
     assert complete("", "he").matches == ["help "]
     first_words = list(dict.fromkeys(verb.split()[0] for verb in VERB_HELP))
     assert complete("", "").matches == [f"{word} " for word in [*first_words, "help", "exit"]]
@@ -555,7 +556,8 @@ def test_tab_completes_verbs_in_any_case() -> None:
     assert complete("", "frob").matches == []
     shown = complete("", "SET").shown  # listed with their syntax, aligned
     assert [line.split()[:2] for line in shown] == [
-        ["SET", VERB_HELP["SET"].syntax], ["SETEX", VERB_HELP["SETEX"].syntax]]
+        ["SET", VERB_HELP["SET"].syntax], ["SETEX", VERB_HELP["SETEX"].syntax],
+        ["SETNX", VERB_HELP["SETNX"].syntax]]
 
 
 def test_tab_after_a_verb_shows_its_syntax() -> None:
@@ -696,13 +698,14 @@ def test_tab_completes_verbs_and_shows_their_syntax(node: OliviaProcess, tmp_pat
         term.expect(re.escape(f"  SET {VERB_HELP['SET'].syntax} ".encode()))
         term.expect(re.escape(f"  SETEX {VERB_HELP['SETEX'].syntax} ".encode()))
         term.expect(prompt + rb"SET")
-        term.send(b"\x15ge\t")  # Ctrl-U, then one match: completed, upper case
-        term.expect(rb"GET ")
+        term.send(b"\x15exis\t")  # Ctrl-U, then one match: completed, upper case
+        term.expect(rb"EXISTS ")
         term.send(b"\t")  # after a whole verb: its syntax under the line
-        term.expect(re.escape(f"\r\n  GET {VERB_HELP['GET'].syntax}  {VERB_HELP['GET'].summary}"
-                              f"\r\n127.0.0.1:{node.port}> GET ".encode()))
+        term.expect(re.escape(f"\r\n  EXISTS {VERB_HELP['EXISTS'].syntax}  "
+                              f"{VERB_HELP['EXISTS'].summary}"
+                              f"\r\n127.0.0.1:{node.port}> EXISTS ".encode()))
         term.send(b"tab-a\r")
-        term.expect(rb"\r\n\(nil\)\r\n" + prompt)
+        term.expect(rb"\r\n\(empty list\)\r\n" + prompt)
         term.type("exit")
         assert term.proc.wait(DEADLINE) == 0
     finally:

@@ -31,6 +31,7 @@ from typing import Any
 
 from olivia.cluster.detector import FailureDetector
 from olivia.cluster.dialer import Dialer, PeerSecurity
+from olivia.cluster.forwarding import Forwarding
 from olivia.cluster.gossip import Gossip
 from olivia.cluster.membership import Membership, PeerState, Timing
 from olivia.cluster.own_filter import OwnFilter
@@ -45,7 +46,7 @@ from olivia.core.errors import OliviaError
 from olivia.core.keyspace import Keyspace
 from olivia.core.peers import RemoteFound
 from olivia.core.registry import VerbSpec
-from olivia.core.requests import Hello
+from olivia.core.requests import Copy, Hello, Result
 from olivia.core.session import Guard
 from olivia.core.slots import slot_of
 from olivia.core.tasks import TaskSet
@@ -97,6 +98,9 @@ class Cluster:
         self.lookup = self.router.lookup  # type: ignore[method-assign]
         self.replicate = self.replicator.replicate  # type: ignore[method-assign]
         self.replicates = config.cluster_replicas > 0
+        self.forwarding = Forwarding(config, self.table, self.placement)
+        self.home = self.forwarding.home  # type: ignore[method-assign]
+        self.lists_slot = self.forwarding.lists_slot  # type: ignore[method-assign]
 
     def specs(self) -> list[VerbSpec[Any]]:
         """The peer dialect's registry entries."""
@@ -180,8 +184,30 @@ class Cluster:
         return self.router.delete(keys, stamp)
 
     def replicate(self, stamp: bytes, pairs: Sequence[Sequence[bytes]],
-                  ttls: Sequence[float] | None) -> Awaitable[None] | None:
+                  ttls: Sequence[float | None] | None) -> Awaitable[None] | None:
         return self.replicator.replicate(stamp, pairs, ttls)
+
+    def home(self, key: bytes) -> str | None:
+        return self.forwarding.home(key)
+
+    def execute(self, name: str, verb: str, items: Any) -> Awaitable[Result]:
+        return self.forwarding.execute(name, verb, items)
+
+    def fetch(self, keys: Collection[bytes]) -> Awaitable[list[Copy]] | None:
+        return self.forwarding.fetch(keys)
+
+    def lists_slot(self, slot: int) -> bool:
+        return self.forwarding.lists_slot(slot)
+
+    def members(self) -> tuple[str, ...]:
+        return self.placement.members
+
+    def scan_page(self, name: str, position: bytes, count: int,
+                  pattern: bytes) -> Awaitable[tuple[bytes, list[bytes]]]:
+        return self.forwarding.scan_page(name, position, count, pattern)
+
+    def count_elsewhere(self) -> Awaitable[int] | None:
+        return self.forwarding.count_elsewhere()
 
     # -- INFO -------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from olivia.core.requests import (
     KEYS,
     NAME,
     NONE,
+    SCAN_ARGS,
     SLOT_DIGESTS,
     SLOTS,
     STAMPED_KEYS,
@@ -52,6 +53,7 @@ from olivia.core.requests import (
     Keys,
     KeyStamps,
     Payload,
+    ScanArgs,
     SlotDigestItems,
     Slots,
     StampedKeys,
@@ -88,6 +90,8 @@ class PeerVerbs:
         self._stats = stats
         self._homes_here = homes_here  # is this node a home of the slot?
         self._guests = guests  # keys held here out of their homes (olivia.cluster.sync)
+        #: Carries out a forwarded client line (set by the node: the line protocol's).
+        self.execute_here: Callable[[bytes], Any] | None = None
         # A peer's filter may be this big whatever it holds (olivia.cluster.bloom).
         self._base_bits = filter_size(config.bloom_capacity, config.bloom_fp_rate)[0]
 
@@ -248,6 +252,25 @@ class PeerVerbs:
                   if (held := version_of(version.key)) is None or held.stamp < version.stamp]
         return Payload(keys_payload(wanted))
 
+    def execute(self, line: bytes) -> Any:
+        """A read-modify-write request forwarded by a node that is not the
+        keys' home (olivia.core.atomic): carried out here, answered with the
+        client reply line."""
+        if self.execute_here is None:
+            raise NotReadyError("this node is not serving a cluster yet")
+        return self.execute_here(line)
+
+    def scan(self, args: ScanArgs) -> Payload:
+        """A page of this node's own part of a cluster scan."""
+        position, keys = self._keyspace.scan_here(args.cursor, args.size, args.pattern)
+        payload = keys_payload(keys)
+        cursor = position or b"0"
+        return Payload(cursor + b" " + payload if payload else cursor)
+
+    def count(self, _: None) -> Payload:
+        keyspace = self._keyspace
+        return Payload(b"%d" % keyspace.count_listed(keyspace.peers.lists_slot))
+
     def invalidate(self, items: KeyStamps) -> Payload:
         keyspace = self._keyspace
         dropped = sum(keyspace.drop_if_older(key, stamp) for key, stamp in items)
@@ -299,4 +322,7 @@ def peer_verbs(verbs: PeerVerbs) -> list[VerbSpec[Any]]:
         VerbSpec("REQUEST VERSIONS", SLOTS, verbs.versions, peer=True, holds=HOLDS_NOTHING),
         VerbSpec("REQUEST FETCH", KEYS, verbs.fetch, peer=True),
         VerbSpec("REQUEST OFFER", VERSIONS, verbs.offer, peer=True),
+        VerbSpec("REQUEST EXEC", TEXT, verbs.execute, writes=True, peer=True),
+        VerbSpec("REQUEST SCAN", SCAN_ARGS, verbs.scan, peer=True),
+        VerbSpec("REQUEST COUNT", NONE, verbs.count, peer=True),
     ]

@@ -80,7 +80,7 @@ class Replicator:
         self._turn: dict[str, _Batch] | None = None
 
     def replicate(self, stamp: bytes, pairs: Sequence[Sequence[bytes]],
-                  ttls: Sequence[float] | None) -> asyncio.Future[None] | None:
+                  ttls: Sequence[float | None] | None) -> asyncio.Future[None] | None:
         """Send (key, value) pairs written at ``stamp`` to their homes; a
         future done when they are stored there, or None when no copy is owed
         (replication off, or no other member alive)."""

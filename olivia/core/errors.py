@@ -274,7 +274,7 @@ LEGACY_FORMS: tuple[tuple[Callable[[str], bool], ErrorCode], ...] = (
     (_starts("filter "), ErrorCode.BAD_FILTER),
     (_starts("node name "), ErrorCode.PEER_REFUSED),
     (_starts("no peer named "), ErrorCode.NO_PEER),
-    (_starts("this node is not serving"), ErrorCode.NOT_READY),
+    (_starts("this node is not serving", "peer node "), ErrorCode.NOT_READY),
     (_verb_then("item ", "needs ", "takes ", "has a bad "), ErrorCode.BAD_ITEM),
     (_starts("empty key", "empty item"), ErrorCode.BAD_ITEM),
 )

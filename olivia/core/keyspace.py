@@ -23,7 +23,8 @@ from olivia.core.errors import OutOfMemoryError, ReplyTooLargeError
 from olivia.core.eviction import Evictor
 from olivia.core.peers import NoPeers, Peers, RemoteFound
 from olivia.core.requests import Copy, Keys, Pairs, TtlItems, Version
-from olivia.core.slots import SlotDigests, slot_of
+from olivia.core.scan import Scanner
+from olivia.core.slots import SLOTS, SlotDigests, slot_of
 from olivia.core.store import DEADLINE_BYTES, ENTRY_BYTES, Store
 from olivia.core.tombstones import Tombstones
 from olivia.core.values import HEADER_BYTES, pack, plain_header, stamp_of, value_of
@@ -50,6 +51,7 @@ class Keyspace:
         self.touch = self.evictor.touch if max_memory else None
         self.tombstones = tombstones if tombstones is not None else Tombstones(300.0, 1_000_000)
         self.digests = SlotDigests()
+        self.scanner = Scanner(store, store.clock)
         self.clock = clock
         self.max_reply_bytes = max_reply_bytes
         self.peers: Peers = NoPeers()
@@ -89,6 +91,12 @@ class Keyspace:
             stamp = self._batch_stamp = self.clock.now()
             self._batch_header = plain_header(stamp)
         return stamp
+
+    def fresh_stamp(self) -> bytes:
+        """A stamp of its own (the atomic verbs: each version distinct); the
+        batch's later writes get newer ones."""
+        self._batch_stamp = self._batch_header = None
+        return self.clock.now()
 
     def end_batch(self) -> None:
         self._batch_stamp = self._batch_header = None
@@ -145,8 +153,32 @@ class Keyspace:
                              [(item.key, item.value) for item in items],
                              [item.ttl for item in items])
 
+    def write_versions(self, entries: Sequence[tuple[bytes, bytes, float | None]],
+                       verb: str) -> Awaitable[None] | None:
+        """Store (key, value, TTL seconds or None) under one fresh stamp (the
+        atomic verbs' writes, olivia.core.atomic); tells the peers."""
+        if self.max_memory:
+            with_ttl = sum(ttl is not None for _, _, ttl in entries)
+            self.make_room([(key, value) for key, value, _ in entries], verb,
+                           DEADLINE_BYTES if with_ttl else 0)
+        stamp = self.fresh_stamp()
+        store = self.store
+        for key, value, ttl in entries:
+            if ttl is None:
+                store.set(key, pack(stamp, value))
+            else:
+                store.set_with_ttl(key, pack(stamp, value), ttl)
+        if self.on_deadline is not None:
+            self.on_deadline()
+        self._batch_stamp = self._batch_header = None
+        if not self._known:
+            return None
+        return self._written(stamp, [key for key, _, _ in entries],
+                             [(key, value) for key, value, _ in entries],
+                             [ttl for _, _, ttl in entries])
+
     def _written(self, stamp: bytes, keys: list[bytes], pairs: Sequence[Sequence[bytes]],
-                 ttls: Sequence[float] | None = None) -> Awaitable[None] | None:
+                 ttls: Sequence[float | None] | None = None) -> Awaitable[None] | None:
         """The rest of a write once stored here: revive deleted keys, announce
         the new version to every peer, replicate it to the keys' homes."""
         tombstones = self.tombstones
@@ -254,6 +286,21 @@ class Keyspace:
         if self._known:
             after = (int.from_bytes(stamp, "big") + 1).to_bytes(STAMP_BYTES, "big")
             self.peers.announce([key], after)
+
+    def scan_here(self, position: bytes, count: int,
+                  pattern: bytes) -> tuple[bytes, list[bytes]]:
+        """A page of this node's own part of a cluster scan (olivia.core.scan)."""
+        lists_slot = self.peers.lists_slot
+        return self.scanner.page(position, count, pattern, lambda key: lists_slot(slot_of(key)))
+
+    def count_listed(self, lists_slot: Callable[[int], bool]) -> int:
+        """The live keys held here of the slots ``lists_slot`` accepts (COUNT:
+        each key is counted by one node); with no peers, every key."""
+        if not self._known:
+            return len(self.store)
+        self.start_digests()
+        counts = self.digests.counts
+        return sum(counts[slot] for slot in range(SLOTS) if lists_slot(slot))
 
     # -- what anti-entropy compares and moves ------------------------------------------
 

@@ -47,6 +47,9 @@ class VerbSpec(Generic[ItemsT]):
     # AUTH and the peer handshake change what the connection may do.
     session: bool = False
     summary: str = ""  # one line for help texts
+    # The read-modify-write verbs run at their keys' home (olivia.core.atomic):
+    # ``handler`` forwards there; ``here`` is what a forwarded request runs.
+    here: Callable[..., Outcome] | None = None
 
 
 class Registry:

@@ -50,6 +50,40 @@ class TtlItem(NamedTuple):
 TtlItems = tuple[TtlItem, ...]
 
 
+class KeyTtl(NamedTuple):
+    """A key and the TTL to give it (EXPIRE), with the TTL as written."""
+
+    key: bytes
+    ttl: float
+    ttl_text: bytes
+
+
+KeyTtls = tuple[KeyTtl, ...]
+Amounts = tuple[tuple[bytes, int], ...]  # (key, signed amount): INCR, DECR
+
+
+class Swap(NamedTuple):
+    """CAS: replace ``key``'s value by ``new`` if it is ``old``."""
+
+    key: bytes
+    old: bytes
+    new: bytes
+
+
+class Rename(NamedTuple):
+    old: bytes
+    new: bytes
+
+
+class ScanArgs(NamedTuple):
+    """SCAN's arguments: the cursor as sent (``0`` starts), how many keys a
+    page should hold (a hint), and the glob the keys must match (b"*": all)."""
+
+    cursor: bytes
+    size: int
+    pattern: bytes
+
+
 # -- the peer dialect's items -------------------------------------------------
 
 
@@ -136,6 +170,12 @@ TEXT: Shape[bytes] = Shape("text")  # PING [text]
 KEYS: Shape[Keys] = Shape("keys")  # GET, DEL
 PAIRS: Shape[Pairs] = Shape("pairs")  # SET
 TTL_ITEMS: Shape[TtlItems] = Shape("ttl_items")  # SETEX
+AMOUNTS: Shape[Amounts] = Shape("amounts")  # INCR, DECR
+SWAP: Shape[Swap] = Shape("swap")  # CAS
+RENAME: Shape[Rename] = Shape("rename")
+KEY_TTLS: Shape[KeyTtls] = Shape("key_ttls")  # EXPIRE
+SCAN_ARGS: Shape[ScanArgs] = Shape("scan_args")
+PATTERN: Shape[bytes] = Shape("pattern")  # KEYS [pattern]
 HELLO: Shape[Hello] = Shape("hello")
 NAME: Shape[str] = Shape("name")
 STAMPED_KEYS: Shape[StampedKeys] = Shape("stamped_keys")
@@ -168,6 +208,65 @@ class KeyList:
     """Keys the request acted on, in request order (DEL: those that existed)."""
 
     keys: Sequence[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """Raw (key, value) pairs, in request order (GETDEL: the values taken)."""
+
+    pairs: Sequence[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Numbers:
+    """(key, integer) pairs, in request order (INCR, DECR: the new values)."""
+
+    pairs: Sequence[tuple[bytes, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Swapped:
+    """CAS's answer: whether it swapped, and the value now held (None: no key)."""
+
+    key: bytes
+    swapped: bool
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    old: bytes
+    new: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ttls:
+    """(key, seconds left or None for no TTL) of the keys that exist (TTL)."""
+
+    pairs: Sequence[tuple[bytes, float | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Expiries:
+    """The EXPIRE items carried out (keys that exist), as sent."""
+
+    items: Sequence[KeyTtl]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanPage:
+    """One page of a SCAN: the cursor to send next (b"0": the scan is over)
+    and keys (a key may come in more than one page)."""
+
+    cursor: bytes
+    keys: Sequence[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A number (COUNT: the live keys of the cluster)."""
+
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +310,8 @@ class Admitted:
     name: str
 
 
-Result = Done | Ack | Found | KeyList | Text | Fields | Bye | Payload | Admitted
+Result = (Done | Ack | Found | KeyList | Text | Fields | Bye | Payload | Admitted | Values
+          | Numbers | Swapped | Renamed | Ttls | Expiries | ScanPage | Count)
 Outcome = Result | Awaitable[Result]
 
 

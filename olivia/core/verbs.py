@@ -16,17 +16,27 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from olivia.core.atomic import Atomics, View
+from olivia.core.errors import TooManyError
 from olivia.core.help import VERB_HELP
 from olivia.core.keyspace import Keyspace, StoredFound
 from olivia.core.registry import HOLDS_ALL, HOLDS_NOTHING, HOLDS_WRITES, ItemsT, VerbSpec
 from olivia.core.requests import (
+    AMOUNTS,
+    KEY_TTLS,
     KEYS,
     NONE,
     PAIRS,
+    PATTERN,
+    RENAME,
+    SCAN_ARGS,
+    SWAP,
     TEXT,
     TTL_ITEMS,
     Ack,
+    Amounts,
     Bye,
+    Count,
     Done,
     Fields,
     Found,
@@ -34,21 +44,37 @@ from olivia.core.requests import (
     Keys,
     Outcome,
     Pairs,
+    ScanArgs,
+    ScanPage,
     Shape,
     Text,
     TtlItems,
 )
+from olivia.core.scan import (
+    START,
+    Cursor,
+    first_at_or_after,
+    member_hash,
+    next_member,
+    parse_cursor,
+    scan_order,
+)
 from olivia.core.session import Guard, Session
+
+#: Keys a KEYS request asks each node for per page.
+KEYS_PAGE = 10_000
 
 
 class CoreVerbs:
     """The handlers of the client verbs, over one keyspace."""
 
     def __init__(self, keyspace: Keyspace, info: Callable[[], Sequence[tuple[str, str]]],
-                 guard: Guard) -> None:
+                 guard: Guard, max_keys_reply: int = 100_000) -> None:
         self._keyspace = keyspace
         self._info = info
         self._guard = guard
+        self.atomics = Atomics(keyspace)
+        self._max_keys_reply = max_keys_reply
 
     def auth(self, password: bytes, session: Session) -> Ack:
         self._guard.authenticate(session, password)
@@ -78,6 +104,58 @@ class CoreVerbs:
             return _listed(keys, deleted)
         return _then(deleted, lambda existed: _listed(keys, existed))
 
+    def exists(self, keys: Keys) -> Outcome:
+        found = self._keyspace.read(keys)
+        if isinstance(found, dict):
+            return _listed(keys, set(found))
+        return _then(found, lambda stored: _listed(keys, set(stored)))
+
+    # -- SCAN, KEYS, COUNT: the whole cluster (olivia.core.scan) -------------------
+
+    def scan(self, args: ScanArgs) -> Outcome:
+        peers = self._keyspace.peers
+        order = scan_order(peers.members())
+        cursor = parse_cursor(args.cursor)
+        if cursor is None:
+            name, position = order[0], b"0.0"
+        else:
+            at = first_at_or_after(order, cursor.member)
+            if at is None:
+                return ScanPage(START, ())
+            name, same = at
+            position = cursor.position if same else b"0.0"
+        if name == peers.name:
+            return _page(order, name, *self._keyspace.scan_here(position, args.size,
+                                                               args.pattern))
+        remote = peers.scan_page(name, position, args.size, args.pattern)
+        return _then(remote, lambda page: _page(order, name, *page))
+
+    def keys(self, pattern: bytes) -> Outcome:
+        return asyncio.ensure_future(self._all_keys(pattern or b"*"))
+
+    async def _all_keys(self, pattern: bytes) -> KeyList:
+        found: dict[bytes, None] = {}
+        cursor = START
+        while True:
+            outcome: Any = self.scan(ScanArgs(cursor, KEYS_PAGE, pattern))
+            page = outcome if isinstance(outcome, ScanPage) else await outcome
+            assert isinstance(page, ScanPage)
+            found.update(dict.fromkeys(page.keys))
+            if len(found) > self._max_keys_reply:
+                raise TooManyError(f"KEYS would answer with more than max_keys_reply "
+                                   f"({self._max_keys_reply}) keys; use SCAN")
+            cursor = page.cursor
+            if cursor == START:
+                return KeyList(tuple(found))
+
+    def count(self, _: None) -> Outcome:
+        keyspace = self._keyspace
+        here = keyspace.count_listed(keyspace.peers.lists_slot)
+        elsewhere = keyspace.peers.count_elsewhere()
+        if elsewhere is None:
+            return Count(here)
+        return _then(elsewhere, lambda count: Count(here + count))
+
     def ping(self, text: bytes) -> Text:
         return Text(text)
 
@@ -86,6 +164,26 @@ class CoreVerbs:
 
     def quit(self, _: None) -> Bye:
         return Bye()
+
+
+def _page(order: Sequence[str], name: str, position: bytes, keys: Sequence[bytes]) -> ScanPage:
+    """A cluster page from member ``name``'s page: where the scan goes next."""
+    if position:
+        return ScanPage(Cursor(member_hash(name), position).encode(), keys)
+    after = next_member(order, member_hash(name))
+    return ScanPage(START if after is None else Cursor(member_hash(after), b"0.0").encode(), keys)
+
+
+def _negated(items: Amounts) -> Amounts:
+    return tuple((key, -amount) for key, amount in items)
+
+
+def _first(item: Sequence[bytes]) -> bytes:
+    return item[0]
+
+
+def _itself(key: bytes) -> bytes:
+    return key
 
 
 def _done_when(acked: Awaitable[None] | None) -> Outcome:
@@ -136,10 +234,53 @@ def core_verbs(verbs: CoreVerbs) -> list[VerbSpec[Any]]:
               holds=HOLDS_NOTHING),
         _spec("GET", KEYS, verbs.get, needs_peers=True, holds=HOLDS_WRITES),
         _spec("DEL", KEYS, verbs.delete, writes=True, needs_peers=True, holds=HOLDS_ALL),
+        *atomic_verbs(verbs.atomics),
+        _spec("EXISTS", KEYS, verbs.exists, needs_peers=True, holds=HOLDS_WRITES),
+        _spec("SCAN", SCAN_ARGS, verbs.scan, needs_peers=True, holds=HOLDS_NOTHING),
+        _spec("KEYS", PATTERN, verbs.keys, needs_peers=True, holds=HOLDS_NOTHING),
+        _spec("COUNT", NONE, verbs.count, needs_peers=True, holds=HOLDS_NOTHING),
         _spec("PING", TEXT, verbs.ping),
         _spec("INFO", NONE, verbs.info),
         _spec("QUIT", NONE, verbs.quit),
         _spec("AUTH", TEXT, verbs.auth, session=True),
+    ]
+
+
+def atomic_verbs(atomics: Atomics) -> list[VerbSpec[Any]]:
+    """The read-modify-write verbs: each runs at its keys' home (``handler``
+    forwards; ``here`` is what a forwarded request runs)."""
+    def entry(name: str, shape: Shape[Any], key_of: Callable[[Any], bytes],
+              step: Callable[[Any, View], Outcome], single: bool = False,
+              forward_as: str = "", adapt: Callable[[Any], Any] = _itself,
+              writes: bool = True) -> VerbSpec[Any]:
+        verb = forward_as or name
+
+        def items_of(items: Any) -> Any:
+            return (adapt(items),) if single else adapt(items)
+
+        def run(items: Any) -> Outcome:
+            return atomics.run(verb, items_of(items), key_of, step)
+
+        def here(items: Any) -> Outcome:
+            return atomics.here(items_of(items), key_of, step)
+
+        return _spec(name, shape, run, here=here, writes=writes, needs_peers=True,
+                     holds=HOLDS_ALL if writes else HOLDS_WRITES)
+
+    def one(step: Callable[[Any, View], Outcome]) -> Callable[[Any, View], Outcome]:
+        return lambda items, view: step(items[0], view)
+
+    return [
+        entry("INCR", AMOUNTS, _first, atomics.incr),
+        entry("DECR", AMOUNTS, _first, atomics.incr, forward_as="INCR", adapt=_negated),
+        entry("SETNX", PAIRS, _first, atomics.setnx),
+        entry("CAS", SWAP, lambda swap: swap.key, one(atomics.cas), single=True),
+        entry("DELIFEQ", PAIRS, _first, atomics.delifeq),
+        entry("GETDEL", KEYS, _itself, atomics.getdel),
+        entry("RENAME", RENAME, lambda rename: rename.old, one(atomics.rename), single=True),
+        entry("EXPIRE", KEY_TTLS, lambda item: item.key, atomics.expire),
+        entry("PERSIST", KEYS, _itself, atomics.persist),
+        entry("TTL", KEYS, _itself, atomics.ttl, writes=False),
     ]
 
 

@@ -71,11 +71,12 @@ class NodeServer:
                                security)
         self.info = InfoBoard()
         self.registry = Registry(core_verbs(CoreVerbs(self.keyspace, self.info_fields,
-                                                      self.guard))
+                                                      self.guard, config.max_keys_reply))
                                  + self.cluster.specs())
         self.line = LineProtocol(self.registry, self.keyspace, self.stats,
                                  config.max_line_bytes, config.max_peer_line_bytes,
                                  guard=self.guard)
+        self.cluster.verbs.execute_here = self.line.execute_forwarded
         self.listeners = [Listener("line protocol", config.host, config.port,
                                    self.line.connection, _line_refusal, self.stats,
                                    config.max_clients, config.max_client_output_bytes,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from olivia.core.errors import DeniedError, ErrorCode, InternalError, ProtocolError
+from olivia.core.errors import BadItemError, DeniedError, ErrorCode, InternalError, ProtocolError
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
-from olivia.core.requests import Admitted, Bye, Request
+from olivia.core.requests import Admitted, Bye, Payload, Request
 from olivia.core.session import Guard, Session
 from olivia.observe.stats import Stats
 from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, Pending
@@ -51,6 +51,34 @@ class LineProtocol:
 
     def connection(self, peer: str = "?", tls_verified: bool = False) -> LineFrontEnd:
         return LineFrontEnd(self, self.guard.session(peer, is_loopback(peer), tls_verified))
+
+    def execute_forwarded(self, line: bytes) -> Payload | asyncio.Future[Payload]:
+        """REQUEST EXEC: a client line another node forwarded to this one, the
+        keys' home, carried out here (``VerbSpec.here``: never forwarded on).
+        The answer holds the client reply line, errors included, so that an
+        error of the request is not one of the peer link."""
+        try:
+            parsed = self.parser.parse(line)
+            if parsed is None:
+                raise BadItemError("REQUEST EXEC needs a request line")
+            _, request = parsed
+            here = request.verb.here
+            if here is None:
+                raise BadItemError(f"REQUEST EXEC takes a read-modify-write verb, not "
+                                   f"{request.verb.name}")
+            outcome = here(request.items)
+        except ProtocolError as exc:
+            return Payload(error_line(exc.message)[:-1])
+        if isinstance(outcome, Awaitable):
+            return asyncio.ensure_future(self._forwarded_reply(request, outcome))
+        return Payload(encode_result(request, outcome)[:-1])
+
+    async def _forwarded_reply(self, request: Request, outcome: Awaitable[Any]) -> Payload:
+        try:
+            result = await outcome
+        except ProtocolError as exc:
+            return Payload(error_line(exc.message)[:-1])
+        return Payload(encode_result(request, result)[:-1])
 
 
 def acked_reply(reply: bytes) -> Callable[[asyncio.Future[Any]], bytes]:

@@ -25,28 +25,40 @@ from olivia.core.errors import (
 )
 from olivia.core.registry import Registry, VerbSpec
 from olivia.core.requests import (
+    AMOUNTS,
     COPIES,
     FILTER_PUSH,
     HELLO,
     KEY_STAMPS,
+    KEY_TTLS,
     KEYS,
     MAX_KEY_BYTES,
     MAX_TTL_SECONDS,
     NAME,
     NONE,
     PAIRS,
+    PATTERN,
+    RENAME,
+    SCAN_ARGS,
     SLOT_DIGESTS,
     SLOTS,
     STAMPED_KEYS,
+    SWAP,
     TEXT,
     TTL_ITEMS,
     VERSIONS,
+    Amounts,
     Keys,
     KeyStamps,
+    KeyTtl,
+    KeyTtls,
     Pairs,
+    Rename,
     Request,
+    ScanArgs,
     Shape,
     StampedKeys,
+    Swap,
     TtlItem,
     TtlItems,
 )
@@ -56,6 +68,12 @@ from olivia.protocols.line.escaping import COLON, CR, decode_field, show
 MAX_TAG_BYTES = 64
 _TAG_MATCH = re.compile(rb"[A-Za-z0-9_.-]{1,64}\Z").match
 _TTL_MATCH = re.compile(rb"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z").match
+_AMOUNT_MATCH = re.compile(rb"[-+]?[0-9]{1,19}\Z").match
+_COUNT_MATCH = re.compile(rb"[0-9]{1,7}\Z").match
+_CURSOR_MATCH = re.compile(rb"[A-Za-z0-9_.-]{1,200}\Z").match
+MAX_AMOUNT = 1 << 63  # INCR's n, either sign (a DECR of -2**63 is an INCR of 2**63)
+MAX_SCAN_COUNT = 1_000_000
+DEFAULT_SCAN_COUNT = 100
 _REQUEST = "REQUEST"
 
 
@@ -125,15 +143,106 @@ def _ttl_items(verb: str, args: bytes | None) -> TtlItems:
             hint = "" if len(fields) < 3 else "; write ':' inside a key or value as %3A"
             raise BadItemError(f"{verb} item {show(item)} needs key:value:ttl{hint}")
         raw_key, raw_value, ttl_text = fields
-        ttl = float(ttl_text) if _TTL_MATCH(ttl_text) else 0.0
-        if not 0 < ttl <= MAX_TTL_SECONDS:
-            raise BadItemError(
-                f"{verb} item {show(item)} has a bad ttl {show(ttl_text)}: need a number of "
-                "seconds written as digits with an optional decimal part (30, 0.25), more than "
-                f"0 and at most {MAX_TTL_SECONDS:.0f}"
-            )
+        ttl = _ttl(verb, item, ttl_text)
         items.append(TtlItem(key_of(verb, item, raw_key), decode_field(raw_value), ttl, ttl_text))
     return tuple(items)
+
+
+def _ttl(verb: str, item: bytes, ttl_text: bytes) -> float:
+    ttl = float(ttl_text) if _TTL_MATCH(ttl_text) else 0.0
+    if not 0 < ttl <= MAX_TTL_SECONDS:
+        raise BadItemError(
+            f"{verb} item {show(item)} has a bad ttl {show(ttl_text)}: need a number of "
+            "seconds written as digits with an optional decimal part (30, 0.25), more than "
+            f"0 and at most {MAX_TTL_SECONDS:.0f}"
+        )
+    return ttl
+
+
+def _key_ttls(verb: str, args: bytes | None) -> KeyTtls:
+    items = []
+    for item in items_of(verb, args or b""):
+        fields = item.split(b":")
+        if len(fields) != 2:
+            raise BadItemError(f"{verb} item {show(item)} needs key:ttl; write ':' inside a "
+                               "key as %3A")
+        items.append(KeyTtl(key_of(verb, item, fields[0]), _ttl(verb, item, fields[1]),
+                            fields[1]))
+    return tuple(items)
+
+
+def _amounts(verb: str, args: bytes | None) -> Amounts:
+    items = []
+    for item in items_of(verb, args or b""):
+        fields = item.split(b":")
+        if len(fields) > 2:
+            raise BadItemError(f"{verb} item {show(item)} needs key or key:n; write ':' inside "
+                               "a key as %3A")
+        amount = 1
+        if len(fields) == 2:
+            text = fields[1]
+            amount = int(text) if _AMOUNT_MATCH(text) else MAX_AMOUNT + 1
+            if abs(amount) > MAX_AMOUNT:
+                raise BadItemError(f"{verb} item {show(item)} has a bad amount {show(text)}: "
+                                   "need a signed decimal integer of 64 bits")
+        items.append((key_of(verb, item, fields[0]), amount))
+    return tuple(items)
+
+
+def _one_item(verb: str, args: bytes | None, form: str) -> tuple[bytes, list[bytes]]:
+    items = items_of(verb, args or b"")
+    if len(items) != 1:
+        raise BadItemError(f"{verb} takes one {form} item")
+    return items[0], items[0].split(b":")
+
+
+def _swap(verb: str, args: bytes | None) -> Swap:
+    item, fields = _one_item(verb, args, "key:old:new")
+    if len(fields) != 3:
+        raise BadItemError(f"{verb} item {show(item)} needs key:old:new; write ':' inside a "
+                           "key or value as %3A")
+    return Swap(key_of(verb, item, fields[0]), decode_field(fields[1]), decode_field(fields[2]))
+
+
+def _rename(verb: str, args: bytes | None) -> Rename:
+    item, fields = _one_item(verb, args, "old:new")
+    if len(fields) != 2:
+        raise BadItemError(f"{verb} item {show(item)} needs old:new; write ':' inside a key "
+                           "as %3A")
+    return Rename(key_of(verb, item, fields[0]), key_of(verb, item, fields[1]))
+
+
+def _scan_args(verb: str, args: bytes | None) -> ScanArgs:
+    if not args:
+        raise BadItemError(f"{verb} needs a cursor: 0 starts a scan")
+    if b"," in args:
+        raise BadItemError(f"{verb} takes one cursor[:count[:pattern]] item; write ',' inside "
+                           "a pattern as %2C")
+    fields = args.split(b":")
+    if len(fields) > 3:
+        raise BadItemError(f"{verb} item {show(args)} needs cursor[:count[:pattern]]; write "
+                           "':' inside a pattern as %3A")
+    cursor = fields[0]
+    if not _CURSOR_MATCH(cursor):
+        raise BadItemError(f"{verb} has a bad cursor {show(cursor)}: send 0 or a cursor "
+                           "SCAN returned")
+    count = DEFAULT_SCAN_COUNT
+    if len(fields) > 1 and fields[1]:
+        count = int(fields[1]) if _COUNT_MATCH(fields[1]) else 0
+        if not 1 <= count <= MAX_SCAN_COUNT:
+            raise BadItemError(f"{verb} has a bad count {show(fields[1])}: need 1 to "
+                               f"{MAX_SCAN_COUNT}")
+    pattern = decode_field(fields[2]) if len(fields) > 2 and fields[2] else b"*"
+    return ScanArgs(cursor, count, pattern)
+
+
+def _pattern(verb: str, args: bytes | None) -> bytes:
+    if not args:
+        return b"*"
+    if b"," in args or COLON in args:
+        raise BadItemError(f"{verb} takes one pattern; write ',' inside it as %2C and ':' "
+                           "as %3A")
+    return decode_field(args)
 
 
 def _stamped_keys(verb: str, args: bytes | None) -> StampedKeys:
@@ -161,6 +270,12 @@ SHAPE_PARSERS: dict[Shape[Any], Callable[[str, bytes | None], Any]] = {
     KEYS: parse_keys,
     PAIRS: _pairs,
     TTL_ITEMS: _ttl_items,
+    AMOUNTS: _amounts,
+    SWAP: _swap,
+    RENAME: _rename,
+    KEY_TTLS: _key_ttls,
+    SCAN_ARGS: _scan_args,
+    PATTERN: _pattern,
     HELLO: lambda verb, args: peer.parse_hello(verb, args or b""),
     NAME: lambda verb, args: peer.parse_name(verb, args or b""),
     STAMPED_KEYS: _stamped_keys,

@@ -8,7 +8,7 @@ by shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from olivia.core.errors import OliviaError, ProtocolError, error_from_message
@@ -17,19 +17,33 @@ from olivia.core.requests import (
     Ack,
     Admitted,
     Bye,
+    Count,
     Done,
+    Expiries,
     Fields,
     Found,
     KeyList,
+    KeyTtl,
+    Numbers,
     Payload,
+    Renamed,
     Request,
     Result,
+    ScanPage,
+    Swapped,
     Text,
     TtlItem,
+    Ttls,
+    Values,
 )
 from olivia.core.values import HEADER_BYTES, needs_escape
 from olivia.protocols.line.escaping import decode_field, encode_field, show
-from olivia.protocols.line.requests import keys_payload, pairs_payload, ttl_payload
+from olivia.protocols.line.requests import (
+    key_ttls_payload,
+    keys_payload,
+    pairs_payload,
+    ttl_payload,
+)
 
 #: The reply word of each client verb; the peer dialect answers FULFILLED.
 REPLY_WORDS: dict[str, bytes] = {
@@ -42,7 +56,22 @@ REPLY_WORDS: dict[str, bytes] = {
     "QUIT": b"BYE",
     "AUTH": b"AUTHED",
     "FORGET": b"FORGOTTEN",
+    "INCR": b"INCRED",
+    "DECR": b"DECRED",
+    "SETNX": b"SATNX",
+    "CAS": b"CASSED",  # or CASFAILED
+    "DELIFEQ": b"DELETED",
+    "GETDEL": b"GOT",
+    "RENAME": b"RENAMED",
+    "EXISTS": b"EXISTS",
+    "TTL": b"TTL",
+    "EXPIRE": b"EXPIRY",
+    "PERSIST": b"PERSISTED",
+    "SCAN": b"SCANNED",
+    "KEYS": b"KEYS",
+    "COUNT": b"COUNT",
 }
+CAS_FAILED = b"CASFAILED"
 FULFILLED = b"FULFILLED"
 _TTL_TEXT = frozenset(b"0123456789.")
 
@@ -91,10 +120,43 @@ def encode_result(request: Request, result: Result, tag: bytes = b"") -> bytes:
         payload = ",".join(f"{name}={value}" for name, value in result.fields).encode()
     elif type(result) is Payload or type(result) is Admitted:
         payload = result.data
+    elif type(result) is Swapped:
+        if not result.swapped:
+            word = CAS_FAILED
+        payload = encode_field(result.key)
+        if result.value is not None:
+            payload += b":" + encode_field(result.value)
     else:
-        assert type(result) is Bye or type(result) is Ack
-        payload = b""
+        payload = _payload_of(result)
     return reply_line(word, payload, tag)
+
+
+def _payload_of(result: Result) -> bytes:
+    """The payload of the results the atomic verbs, SCAN and COUNT give."""
+    if type(result) is Numbers:
+        return b",".join(encode_field(key) + b":%d" % number for key, number in result.pairs)
+    if type(result) is Values:
+        return pairs_payload(result.pairs)
+    if type(result) is Renamed:
+        return encode_field(result.old) + b":" + encode_field(result.new)
+    if type(result) is Ttls:
+        return b",".join(encode_field(key) + b":" + ttl_text(ttl) for key, ttl in result.pairs)
+    if type(result) is Expiries:
+        return key_ttls_payload(result.items)
+    if type(result) is ScanPage:
+        keys = keys_payload(result.keys)
+        return result.cursor + b" " + keys if keys else result.cursor
+    if type(result) is Count:
+        return b"%d" % result.count
+    assert type(result) is Bye or type(result) is Ack, result
+    return b""
+
+
+def ttl_text(ttl: float | None) -> bytes:
+    """Seconds left as TTL answers them: up to 3 decimals, ``-1`` for none."""
+    if ttl is None:
+        return b"-1"
+    return (b"%.3f" % ttl).rstrip(b"0").rstrip(b".")
 
 
 # -- client side ---------------------------------------------------------------------
@@ -170,3 +232,95 @@ def decode_fields(payload: bytes) -> tuple[tuple[str, str], ...]:
             raise ProtocolError(f"malformed INFO field {item!r}")
         fields.append((name, value))
     return tuple(fields)
+
+
+def decode_numbers(payload: bytes) -> tuple[tuple[bytes, int], ...]:
+    """``k:n,...`` (INCRED, DECRED) to (key, integer) pairs."""
+    pairs = []
+    for key, text in decode_pairs(payload):
+        try:
+            pairs.append((key, int(text)))
+        except ValueError:
+            raise ProtocolError(f"malformed reply item {show(text)}") from None
+    return tuple(pairs)
+
+
+def decode_ttls(payload: bytes) -> tuple[tuple[bytes, float | None], ...]:
+    """``k:s,...`` (TTL) to (key, seconds left or None for no TTL)."""
+    pairs = []
+    for key, text in decode_pairs(payload):
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise ProtocolError(f"malformed reply item {show(text)}") from None
+        pairs.append((key, None if seconds < 0 else seconds))
+    return tuple(pairs)
+
+
+def decode_expiries(payload: bytes) -> tuple[KeyTtl, ...]:
+    """``k:ttl,...`` (EXPIRY) to items."""
+    items = []
+    for key, text in decode_pairs(payload):
+        try:
+            items.append(KeyTtl(key, float(text), text))
+        except ValueError:
+            raise ProtocolError(f"malformed reply item {show(text)}") from None
+    return tuple(items)
+
+
+def decode_swapped(word: bytes, payload: bytes) -> Swapped:
+    """CASSED k:new / CASFAILED k[:current]."""
+    raw_key, sep, value = payload.partition(b":")
+    return Swapped(decode_field(raw_key), word == b"CASSED",
+                   decode_field(value) if sep else None)
+
+
+def decode_scan_page(payload: bytes) -> ScanPage:
+    """``next [k,...]`` (SCANNED)."""
+    cursor, _, keys = payload.partition(b" ")
+    if not cursor:
+        raise ProtocolError("malformed SCANNED reply: no cursor")
+    return ScanPage(cursor, decode_keys(keys))
+
+
+def decode_renamed(payload: bytes) -> Renamed:
+    pairs = decode_pairs(payload)
+    if len(pairs) != 1:
+        raise ProtocolError(f"malformed RENAMED reply {show(payload)}")
+    return Renamed(*pairs[0])
+
+
+def decode_count(payload: bytes) -> Count:
+    if not payload.isdigit():
+        raise ProtocolError(f"malformed COUNT reply {show(payload)}")
+    return Count(int(payload))
+
+
+def decode_result(reply: ReplyLine) -> Result:
+    """The result a reply line of the atomic verbs, SCAN or COUNT stands
+    for (what a forwarded request's home answered); an ERR is raised."""
+    if reply.is_error:
+        raise reply.error()
+    decode = _RESULT_DECODERS.get(reply.word)
+    if decode is None:
+        raise ProtocolError(f"unexpected reply word {show(reply.word)}")
+    return decode(reply.word, reply.payload)
+
+
+_RESULT_DECODERS: dict[bytes, Callable[[bytes, bytes], Result]] = {
+    b"INCRED": lambda _, payload: Numbers(decode_numbers(payload)),
+    b"DECRED": lambda _, payload: Numbers(decode_numbers(payload)),
+    b"SATNX": lambda _, payload: KeyList(decode_keys(payload)),
+    b"DELETED": lambda _, payload: KeyList(decode_keys(payload)),
+    b"PERSISTED": lambda _, payload: KeyList(decode_keys(payload)),
+    b"EXISTS": lambda _, payload: KeyList(decode_keys(payload)),
+    b"KEYS": lambda _, payload: KeyList(decode_keys(payload)),
+    b"CASSED": decode_swapped,
+    b"CASFAILED": decode_swapped,
+    b"GOT": lambda _, payload: Values(decode_pairs(payload)),
+    b"RENAMED": lambda _, payload: decode_renamed(payload),
+    b"TTL": lambda _, payload: Ttls(decode_ttls(payload)),
+    b"EXPIRY": lambda _, payload: Expiries(decode_expiries(payload)),
+    b"SCANNED": lambda _, payload: decode_scan_page(payload),
+    b"COUNT": lambda _, payload: decode_count(payload),
+}

@@ -6,10 +6,11 @@ callers pass raw bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
+from typing import Any
 
-from olivia.core.requests import TtlItem
+from olivia.core.requests import KeyTtl, Rename, Swap, TtlItem
 from olivia.protocols.line.escaping import CR, LF, RESERVED_SEARCH, encode_field
 
 
@@ -44,3 +45,44 @@ def text_payload(text: bytes) -> bytes:
     if LF in text or CR in text:
         raise ValueError("PING text cannot contain CR or LF")
     return text
+
+
+def amounts_payload(items: Iterable[tuple[bytes, int]]) -> bytes:
+    """``k:n,...`` (INCR, DECR)."""
+    return b",".join(encode_field(key) + b":%d" % amount for key, amount in items)
+
+
+def swap_payload(swap: Swap) -> bytes:
+    """``k:old:new`` (CAS)."""
+    return b":".join(map(encode_field, swap))
+
+
+def rename_payload(rename: Rename) -> bytes:
+    """``old:new`` (RENAME)."""
+    return encode_field(rename.old) + b":" + encode_field(rename.new)
+
+
+def key_ttls_payload(items: Iterable[KeyTtl]) -> bytes:
+    """``k:ttl,...`` (EXPIRE, and the echo of EXPIRY)."""
+    return b",".join(encode_field(item.key) + b":" + item.ttl_text for item in items)
+
+
+def scan_payload(cursor: bytes, count: int, pattern: bytes) -> bytes:
+    """``cursor:count:pattern`` (SCAN)."""
+    return cursor + b":%d:" % count + encode_field(pattern)
+
+
+#: How the items of each read-modify-write verb are written, for a node that
+#: forwards the request to the keys' home (olivia.core.atomic): the items
+#: are a sequence (a one-item tuple for CAS and RENAME).
+FORWARDED: dict[str, Callable[[Any], bytes]] = {
+    "INCR": amounts_payload,
+    "SETNX": pairs_payload,
+    "CAS": lambda items: swap_payload(items[0]),
+    "DELIFEQ": pairs_payload,
+    "GETDEL": keys_payload,
+    "RENAME": lambda items: rename_payload(items[0]),
+    "EXPIRE": key_ttls_payload,
+    "PERSIST": keys_payload,
+    "TTL": keys_payload,
+}

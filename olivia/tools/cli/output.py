@@ -103,6 +103,37 @@ def _human_other(request: SentRequest, payload: bytes) -> list[str]:
     return [escape(payload) or "OK"]
 
 
+def _human_keys(request: SentRequest, payload: bytes) -> list[str]:
+    """A list of keys (SATNX, EXISTS, PERSISTED, KEYS), as redis-cli shows a list."""
+    keys = decode_keys(payload)
+    return _numbered([quote(key) for key in keys]) if keys else ["(empty list)"]
+
+
+def _human_numbers(request: SentRequest, payload: bytes) -> list[str]:
+    """INCRED, DECRED, TTL, EXPIRY: ``(integer) n`` for one key, else numbered."""
+    pairs = decode_pairs(payload)
+    if not pairs:
+        return ["(empty list)"]
+    if len(pairs) == 1:
+        return [f"(integer) {escape(pairs[0][1])}"]
+    return _numbered([f"{quote(key)} => (integer) {escape(value)}" for key, value in pairs])
+
+
+def _human_cas_failed(request: SentRequest, payload: bytes) -> list[str]:
+    _, sep, current = payload.partition(b":")
+    shown = quote(decode_field(current)) if sep else "(nil)"
+    return [f"(failed) the value is {shown}"]
+
+
+def _human_scanned(request: SentRequest, payload: bytes) -> list[str]:
+    cursor, _, keys = payload.partition(b" ")
+    return [f"cursor {escape(cursor)}", *_human_keys(request, keys)]
+
+
+def _human_count(request: SentRequest, payload: bytes) -> list[str]:
+    return [f"(integer) {escape(payload)}"]
+
+
 def _numbered(items: list[str]) -> list[str]:
     width = len(str(len(items)))
     return [f"{number:>{width}}) {item}" for number, item in enumerate(items, 1)]
@@ -112,6 +143,11 @@ _HUMAN: dict[bytes, Callable[[SentRequest, bytes], list[str]]] = {
     b"ERR": _human_error, b"SAT": _human_ok, b"SATEX": _human_ok, b"GOT": _human_got,
     b"DELETED": _human_deleted, b"PONG": _human_pong, b"INFO": _human_info,
     b"FULFILLED": _human_fulfilled, b"BYE": lambda request, payload: ["BYE"],
+    b"INCRED": _human_numbers, b"DECRED": _human_numbers, b"TTL": _human_numbers,
+    b"EXPIRY": _human_numbers, b"SATNX": _human_keys, b"EXISTS": _human_keys,
+    b"PERSISTED": _human_keys, b"KEYS": _human_keys, b"CASSED": _human_ok,
+    b"CASFAILED": _human_cas_failed, b"RENAMED": _human_ok, b"SCANNED": _human_scanned,
+    b"COUNT": _human_count,
 }
 
 
@@ -125,8 +161,13 @@ def raw_items(request: SentRequest, reply: ReplyLine) -> list[bytes]:
         return []
     if reply.word == b"GOT":
         return [value for _, value in decode_pairs(payload)]
-    if reply.word == b"DELETED":
+    if reply.word in (b"DELETED", b"SATNX", b"EXISTS", b"PERSISTED", b"KEYS"):
         return list(decode_keys(payload))
+    if reply.word in (b"INCRED", b"DECRED", b"TTL", b"EXPIRY"):
+        return [value for _, value in decode_pairs(payload)]
+    if reply.word == b"SCANNED":
+        cursor, _, keys = payload.partition(b" ")
+        return [cursor, *decode_keys(keys)]
     if reply.word in (b"SAT", b"SATEX"):
         return [b":".join(_decode_item(item)) for item in payload.split(b",")]
     if reply.word == b"INFO":

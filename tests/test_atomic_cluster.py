@@ -210,3 +210,15 @@ def test_without_replicas_incrs_of_a_key_written_elsewhere_count(tmp_path: Path)
         with nodes[2].client() as client:
             # The copy left where the key was first written goes (invalidated).
             wait_until(lambda: client.request("COUNT") == b":COUNT 1", what="one copy left")
+
+
+def test_the_client_scans_and_counts_the_whole_cluster(four: ClusterProcesses) -> None:
+    from olivia.client import Client
+    nodes = four.nodes
+    with Client(nodes[2].host, nodes[2].port) as writer:
+        writer.mset({f"ci:{i}": i for i in range(500)})
+    with Client(nodes[3].host, nodes[3].port) as reader:
+        assert set(reader.scan_iter(match="ci:*", count=60)) == {
+            f"ci:{i}".encode() for i in range(500)}
+        assert reader.dbsize() == len(set(reader.scan_iter()))
+        assert reader.incr("ci:7", 3) == 10

@@ -8,7 +8,7 @@ client's methods are coroutines, the pipeline queues the commands and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from olivia.client.calls import (
     Call,
     Data,
     ReplyReader,
+    ScanCursor,
     _BadReply,
     _reason,
     auth_call,
@@ -128,7 +129,8 @@ class AsyncClient(Commands):
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  timeout: float | None = DEFAULT_TIMEOUT, max_connections: int = 10, *,
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, password: Data | None = None,
-                 ssl: bool | SSLContext | None = None, ssl_ca_certs: str | None = None) -> None:
+                 ssl: bool | SSLContext | None = None, ssl_ca_certs: str | None = None,
+                 decode_responses: bool = False) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         if password is not None:
@@ -140,6 +142,7 @@ class AsyncClient(Commands):
         self.timeout = timeout
         self.max_connections = max_connections
         self.max_line_bytes = max_line_bytes
+        self.decode_responses = decode_responses
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
         self._slots = asyncio.Semaphore(max_connections)
@@ -245,6 +248,17 @@ class AsyncClient(Commands):
     def _dispatch(self, call: Call[T]) -> Coroutine[Any, Any, T]:
         return self._one(call)
 
+    async def scan_iter(self, match: Data | None = None,
+                        count: int | None = None) -> AsyncIterator[Any]:
+        """Every key of the cluster, page by page, as :meth:`Client.scan_iter`."""
+        cursor: ScanCursor = 0
+        while True:
+            cursor, keys = await self.scan(cursor, match, count)
+            for key in keys:
+                yield key
+            if cursor == 0:
+                return
+
     def pipeline(self) -> AsyncPipeline:
         """An :class:`AsyncPipeline`: queue commands, then ``await execute()``."""
         return AsyncPipeline(self)
@@ -258,6 +272,7 @@ class AsyncPipeline(_Queue, Commands):
     def __init__(self, client: AsyncClient) -> None:
         super().__init__()
         self.max_line_bytes = client.max_line_bytes
+        self.decode_responses = client.decode_responses
         self._client = client
 
     def _dispatch(self, call: Call[Any]) -> AsyncPipeline:

@@ -16,20 +16,31 @@ from itertools import islice
 from typing import Any, Generic, TypeVar
 
 from olivia.core.errors import LineTooLongError, OliviaError, ProtocolError
-from olivia.core.requests import TtlItem
-from olivia.protocols.line.escaping import show
+from olivia.core.requests import KeyTtl, Rename, Swap, TtlItem
+from olivia.protocols.line.escaping import encode_field, show
 from olivia.protocols.line.framing import LineFramer
+from olivia.protocols.line.parser import DEFAULT_SCAN_COUNT
 from olivia.protocols.line.replies import (
     ReplyLine,
+    decode_count,
+    decode_expiries,
     decode_fields,
     decode_keys,
+    decode_numbers,
     decode_pairs,
+    decode_scan_page,
+    decode_ttls,
     parse_reply,
 )
 from olivia.protocols.line.requests import (
+    amounts_payload,
+    key_ttls_payload,
     keys_payload,
     pairs_payload,
+    rename_payload,
     request_line,
+    scan_payload,
+    swap_payload,
     text_payload,
     ttl_payload,
 )
@@ -47,7 +58,9 @@ MAX_REPLY_LINE_BYTES = 256 << 20
 
 T = TypeVar("T")
 X = TypeVar("X")
-Data = str | bytes
+#: A key or value: bytes as they are, str as UTF-8, int and float as str()
+#: (as redis-py takes them).
+Data = str | bytes | int | float
 #: What mset takes: str or bytes keys and values.  The key type is Any because
 #: Mapping is invariant in it, so ``dict[str, str]`` would not be a
 #: ``Mapping[str | bytes, ...]``; a key of another type raises TypeError.
@@ -102,6 +115,29 @@ class Call(Generic[T]):
         if isinstance(outcome, OliviaError):
             raise outcome
         return outcome
+
+
+def decoded(call: Call[T]) -> Call[Any]:
+    """``call`` with its result's bytes turned into str (``decode_responses``):
+    UTF-8, with bytes that are not UTF-8 kept as surrogates (surrogateescape),
+    so nothing is lost and nothing raises."""
+    finish = call.finish
+
+    def finish_decoded(lines: list[bytes]) -> Any:
+        return _to_str(finish(lines))
+
+    call.finish = finish_decoded
+    return call
+
+
+def _to_str(result: Any) -> Any:
+    if isinstance(result, bytes):
+        return result.decode("utf-8", "surrogateescape")
+    if isinstance(result, dict):
+        return {_to_str(key): _to_str(value) for key, value in result.items()}
+    if isinstance(result, list | tuple):
+        return type(result)(_to_str(item) for item in result)
+    return result
 
 
 def _closes(line: bytes) -> bool:
@@ -218,8 +254,13 @@ def _finish_delete(lines: list[bytes]) -> int:
                for line in lines)
 
 
-def _finish_ping(lines: list[bytes]) -> bytes:
+def _finish_echo(lines: list[bytes]) -> bytes:
     return _reply(lines[0], b"PONG").payload
+
+
+def _finish_ping(lines: list[bytes]) -> bool:
+    _reply(lines[0], b"PONG")
+    return True
 
 
 def _finish_info(lines: list[bytes]) -> dict[str, str]:
@@ -231,12 +272,16 @@ def _finish_raw(lines: list[bytes]) -> bytes:
 
 
 def as_bytes(data: Data, what: str = "key") -> bytes:
-    """A key or value as bytes: ``str`` is encoded as UTF-8."""
+    """A key or value as bytes: ``str`` is encoded as UTF-8, ``int`` and
+    ``float`` are written as ``str()`` writes them (``bool`` is refused, as
+    redis-py refuses it: ``True`` is rarely meant as ``"True"``)."""
     if isinstance(data, bytes):
         return data
     if isinstance(data, str):
         return data.encode()
-    raise TypeError(f"{what} must be str or bytes, not {type(data).__name__}")
+    if isinstance(data, int | float) and not isinstance(data, bool):
+        return repr(data).encode()
+    raise TypeError(f"{what} must be str, bytes, int or float, not {type(data).__name__}")
 
 
 def _too_long(verb: str, key: bytes, length: int, limit: int) -> LineTooLongError:
@@ -359,9 +404,171 @@ def delete_call(keys: Iterable[Data], max_line_bytes: int) -> Call[int]:
     return Call(lines, _finish_delete, len(encoded))
 
 
-def ping_call(text: Data = b"") -> Call[bytes]:
-    """PING; the result is the echoed text."""
-    return Call([request_line(b"PING", text_payload(as_bytes(text, "text")))], _finish_ping)
+def ping_call() -> Call[bool]:
+    """PING; True when the server answers."""
+    return Call([request_line(b"PING")], _finish_ping)
+
+
+def echo_call(text: Data) -> Call[bytes]:
+    """PING text; the result is the echoed text."""
+    return Call([request_line(b"PING", text_payload(as_bytes(text, "text")))], _finish_echo)
+
+
+# -- the data verbs (docs/protocol.md, "The data verbs") ------------------------------
+
+
+def _one_line(verb: bytes, payload: bytes, finish: Callable[[list[bytes]], T],
+              max_line_bytes: int, key: bytes) -> Call[T]:
+    line = request_line(verb, payload)
+    if len(line) - 1 > max_line_bytes:
+        raise _too_long(verb.decode(), key, len(line) - 1, max_line_bytes)
+    return Call([line], finish, 1)
+
+
+def _payload_of(word: bytes, decode: Callable[[bytes], X]) -> Callable[[bytes], X]:
+    def read(line: bytes) -> X:
+        return _decoded(decode, _reply(line, word).payload, line)
+    return read
+
+
+def incr_call(key: Data, amount: int, max_line_bytes: int) -> Call[int]:
+    """INCR key:amount; the result is the new value."""
+    raw = as_bytes(key)
+    read = _payload_of(b"INCRED", decode_numbers)
+    return _one_line(b"INCR", amounts_payload([(raw, _integer(amount))]),
+                     lambda lines: read(lines[0])[0][1], max_line_bytes, raw)
+
+
+def _integer(amount: int) -> int:
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise TypeError(f"amount must be an int, not {type(amount).__name__}")
+    return amount
+
+
+def setnx_call(key: Data, value: Data, max_line_bytes: int) -> Call[bool]:
+    """SETNX key:value; True if it was set (the key existed nowhere)."""
+    raw = as_bytes(key)
+    read = _payload_of(b"SATNX", decode_keys)
+    return _one_line(b"SETNX", pairs_payload([(raw, as_bytes(value, "value"))]),
+                     lambda lines: bool(read(lines[0])), max_line_bytes, raw)
+
+
+def cas_call(key: Data, old: Data, new: Data, max_line_bytes: int) -> Call[bool]:
+    """CAS key:old:new; True if the value was old and is now new."""
+    raw = as_bytes(key)
+
+    def finish(lines: list[bytes]) -> bool:
+        swapped = lines[0].partition(b":")[2].startswith(b"CASSED")
+        _reply(lines[0], b"CASSED" if swapped else b"CASFAILED")  # raises an ERR
+        return swapped
+
+    return _one_line(b"CAS", swap_payload(Swap(raw, as_bytes(old, "value"),
+                                               as_bytes(new, "value"))),
+                     finish, max_line_bytes, raw)
+
+
+def delifeq_call(key: Data, value: Data, max_line_bytes: int) -> Call[bool]:
+    """DELIFEQ key:value; True if the key held value and was deleted."""
+    raw = as_bytes(key)
+    read = _payload_of(b"DELETED", decode_keys)
+    return _one_line(b"DELIFEQ", pairs_payload([(raw, as_bytes(value, "value"))]),
+                     lambda lines: bool(read(lines[0])), max_line_bytes, raw)
+
+
+def getdel_call(key: Data) -> Call[bytes | None]:
+    """GETDEL key; its value (None if it did not exist), and it is deleted."""
+    def finish(lines: list[bytes]) -> bytes | None:
+        pairs = _decoded(decode_pairs, _reply(lines[0], b"GOT").payload, lines[0])
+        return pairs[0][1] if pairs else None
+    return Call([request_line(b"GETDEL", keys_payload((as_bytes(key),)))], finish, 1)
+
+
+def rename_call(old: Data, new: Data, max_line_bytes: int) -> Call[bool]:
+    """RENAME old:new; True (NoSuchKeyError if old does not exist)."""
+    raw = as_bytes(old)
+
+    def finish(lines: list[bytes]) -> bool:
+        _reply(lines[0], b"RENAMED")
+        return True
+
+    return _one_line(b"RENAME", rename_payload(Rename(raw, as_bytes(new))), finish,
+                     max_line_bytes, raw)
+
+
+def exists_call(keys: Sequence[Data], max_line_bytes: int) -> Call[int]:
+    """EXISTS; how many of ``keys`` exist (a key named twice counts twice, as in Redis)."""
+    encoded = [as_bytes(key) for key in keys]
+    lines = [line for batch in _batches(encoded, _key_size)
+             for line in _encode_batch(b"EXISTS", batch, max_line_bytes)]
+
+    def finish(replies: list[bytes]) -> int:
+        present = {key for line in replies
+                   for key in _decoded(decode_keys, _reply(line, b"EXISTS").payload, line)}
+        return sum(key in present for key in encoded)
+
+    return Call(lines, finish, len(encoded))
+
+
+def expire_call(key: Data, seconds: float, max_line_bytes: int) -> Call[bool]:
+    """EXPIRE key:seconds; True if the key exists (and now has that TTL)."""
+    item = TtlItem.of(as_bytes(key), b"", seconds)
+    read = _payload_of(b"EXPIRY", decode_expiries)
+    return _one_line(b"EXPIRE", key_ttls_payload([KeyTtl(item.key, item.ttl, item.ttl_text)]),
+                     lambda lines: bool(read(lines[0])), max_line_bytes, item.key)
+
+
+def ttl_call(key: Data, scale: float) -> Call[int]:
+    """TTL key, as Redis answers it: the time left (in seconds times
+    ``scale``, rounded), -1 for a key with no TTL, -2 for none."""
+    def finish(lines: list[bytes]) -> int:
+        pairs = _decoded(decode_ttls, _reply(lines[0], b"TTL").payload, lines[0])
+        if not pairs:
+            return -2
+        seconds = pairs[0][1]
+        return -1 if seconds is None else round(seconds * scale)
+    return Call([request_line(b"TTL", keys_payload((as_bytes(key),)))], finish, 1)
+
+
+def persist_call(key: Data) -> Call[bool]:
+    """PERSIST key; True if it had a TTL (now removed)."""
+    read = _payload_of(b"PERSISTED", decode_keys)
+    return Call([request_line(b"PERSIST", keys_payload((as_bytes(key),)))],
+                lambda lines: bool(read(lines[0])), 1)
+
+
+def keys_call(pattern: Data) -> Call[list[bytes]]:
+    """KEYS pattern; every matching key of the cluster."""
+    read = _payload_of(b"KEYS", decode_keys)
+    raw = as_bytes(pattern, "pattern")
+    return Call([request_line(b"KEYS", encode_field(raw) if raw != b"*" else b"")],
+                lambda lines: list(read(lines[0])))
+
+
+#: What scan() returns as the cursor when the scan is over: 0, as redis-py's
+#: scan does (so ``while cursor != 0`` loops work); otherwise Olivia's cursor.
+ScanCursor = int | str
+
+
+def scan_call(cursor: ScanCursor, match: Data | None,
+              count: int | None) -> Call[tuple[ScanCursor, list[bytes]]]:
+    """SCAN; (the cursor to send next, 0 when done; a page of keys)."""
+    text = str(cursor).encode()
+    pattern = b"*" if match is None else as_bytes(match, "pattern")
+    size = DEFAULT_SCAN_COUNT if count is None else count
+    read = _payload_of(b"SCANNED", decode_scan_page)
+
+    def finish(lines: list[bytes]) -> tuple[ScanCursor, list[bytes]]:
+        page = read(lines[0])
+        after: ScanCursor = 0 if page.cursor == b"0" else page.cursor.decode()
+        return after, list(page.keys)
+
+    return Call([request_line(b"SCAN", scan_payload(text, size, pattern))], finish)
+
+
+def dbsize_call() -> Call[int]:
+    """COUNT; the live keys of the cluster."""
+    read = _payload_of(b"COUNT", decode_count)
+    return Call([request_line(b"COUNT")], lambda lines: read(lines[0]).count)
 
 
 def info_call() -> Call[dict[str, str]]:

@@ -26,15 +26,31 @@ from olivia.client.calls import (
     Call,
     Data,
     DataMapping,
+    ScanCursor,
+    cas_call,
+    dbsize_call,
+    decoded,
     delete_call,
+    delifeq_call,
+    echo_call,
+    exists_call,
+    expire_call,
     get_call,
+    getdel_call,
+    incr_call,
     info_call,
+    keys_call,
     mget_call,
     mset_call,
+    persist_call,
     ping_call,
     raw_call,
+    rename_call,
+    scan_call,
     set_call,
     setex_call,
+    setnx_call,
+    ttl_call,
 )
 
 if TYPE_CHECKING:
@@ -53,7 +69,8 @@ class command(Generic[P, T]):
         self.__doc__ = build.__doc__
 
         def method(obj: Any, *args: Any, **kwargs: Any) -> Any:
-            return obj._dispatch(build(obj, *args, **kwargs))
+            call = build(obj, *args, **kwargs)
+            return obj._dispatch(decoded(call) if obj.decode_responses else call)
 
         # Made once; binding it per access costs what binding any method does.
         self._method = functools.update_wrapper(method, build)
@@ -78,6 +95,21 @@ class command(Generic[P, T]):
         return types.MethodType(self._method, obj)
 
 
+def _flat(keys: tuple[Data | Iterable[Data], ...]) -> list[Data]:
+    """Keys given as arguments, lists of them, or both (redis-py takes all)."""
+    flat: list[Data] = []
+    for key in keys:
+        if isinstance(key, str | bytes | int | float):
+            flat.append(key)
+        else:
+            flat.extend(key)
+    return flat
+
+
+def _keys_of(first: Data | Iterable[Data], more: tuple[Data, ...]) -> list[Data]:
+    return _flat((first, *more))
+
+
 def commands_of(cls: type) -> list[str]:
     """The names of the commands ``cls`` has (for tests and help texts)."""
     return sorted(name for klass in cls.__mro__ for name, value in vars(klass).items()
@@ -90,6 +122,7 @@ class Commands:
     is sent."""
 
     max_line_bytes: int
+    decode_responses: bool = False  # results as str (UTF-8) instead of bytes
 
     @command
     def get(self, key: Data) -> Call[bytes | None]:
@@ -97,9 +130,10 @@ class Commands:
         return get_call(key)
 
     @command
-    def mget(self, keys: Iterable[Data]) -> Call[dict[bytes, bytes]]:
-        """The values of the keys that exist, as ``{key: value}`` (bytes keys)."""
-        return mget_call(keys, self.max_line_bytes)
+    def mget(self, keys: Data | Iterable[Data], *more: Data) -> Call[dict[bytes, bytes]]:
+        """The values of the keys that exist, as ``{key: value}`` (bytes keys);
+        the keys as a list or as arguments, as redis-py takes them."""
+        return mget_call(_keys_of(keys, more), self.max_line_bytes)
 
     @command
     def set(self, key: Data, value: Data) -> Call[None]:
@@ -116,19 +150,117 @@ class Commands:
         return mset_call(mapping, self.max_line_bytes)
 
     @command
-    def setex(self, key: Data, value: Data, ttl: float) -> Call[None]:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (> 0, decimals allowed)."""
-        return setex_call(key, value, ttl, self.max_line_bytes)
+    def setex(self, name: Data, time: float, value: Data) -> Call[None]:
+        """Store ``value`` under ``name`` for ``time`` seconds (> 0, decimals
+        allowed): redis-py's order of arguments."""
+        return setex_call(name, value, time, self.max_line_bytes)
 
     @command
-    def delete(self, *keys: Data) -> Call[int]:
-        """Delete keys; returns how many of them existed."""
-        return delete_call(keys, self.max_line_bytes)
+    def delete(self, *keys: Data | Iterable[Data]) -> Call[int]:
+        """Delete keys (as arguments, or lists of them); how many existed."""
+        return delete_call(_flat(keys), self.max_line_bytes)
 
     @command
-    def ping(self, text: Data = b"") -> Call[bytes]:
-        """Round trip to the server; returns ``text`` as echoed."""
-        return ping_call(text)
+    def ping(self) -> Call[bool]:
+        """Round trip to the server; True when it answers."""
+        return ping_call()
+
+    @command
+    def echo(self, text: Data) -> Call[bytes]:
+        """PING with ``text``; returns it as echoed."""
+        return echo_call(text)
+
+    # -- the data verbs: atomic at each key's home, on the whole cluster --------
+
+    @command
+    def incr(self, name: Data, amount: int = 1) -> Call[int]:
+        """Add ``amount`` to the integer at ``name`` (0 if missing); the new
+        value.  NotIntegerError if the value is not a 64-bit integer."""
+        return incr_call(name, amount, self.max_line_bytes)
+
+    @command
+    def incrby(self, name: Data, amount: int = 1) -> Call[int]:
+        """The same as incr (redis-py has both)."""
+        return incr_call(name, amount, self.max_line_bytes)
+
+    @command
+    def decr(self, name: Data, amount: int = 1) -> Call[int]:
+        """Subtract ``amount``; the new value."""
+        return incr_call(name, -amount, self.max_line_bytes)
+
+    @command
+    def decrby(self, name: Data, amount: int = 1) -> Call[int]:
+        """The same as decr."""
+        return incr_call(name, -amount, self.max_line_bytes)
+
+    @command
+    def setnx(self, name: Data, value: Data) -> Call[bool]:
+        """Store ``value`` only if ``name`` exists on no node; True if stored."""
+        return setnx_call(name, value, self.max_line_bytes)
+
+    @command
+    def cas(self, name: Data, old: Data, new: Data) -> Call[bool]:
+        """Replace the value by ``new`` only if it is ``old``; True if it was."""
+        return cas_call(name, old, new, self.max_line_bytes)
+
+    @command
+    def delifeq(self, name: Data, value: Data) -> Call[bool]:
+        """Delete ``name`` only if its value is ``value``; True if deleted."""
+        return delifeq_call(name, value, self.max_line_bytes)
+
+    @command
+    def getdel(self, name: Data) -> Call[bytes | None]:
+        """The value of ``name`` (None if missing), which is deleted."""
+        return getdel_call(name)
+
+    @command
+    def rename(self, src: Data, dst: Data) -> Call[bool]:
+        """Move the value and TTL of ``src`` to ``dst``; True.  NoSuchKeyError
+        if ``src`` does not exist."""
+        return rename_call(src, dst, self.max_line_bytes)
+
+    @command
+    def exists(self, *names: Data) -> Call[int]:
+        """How many of ``names`` exist (a name given twice counts twice)."""
+        return exists_call(names, self.max_line_bytes)
+
+    @command
+    def expire(self, name: Data, time: float) -> Call[bool]:
+        """Give ``name`` a TTL of ``time`` seconds; True if it exists."""
+        return expire_call(name, time, self.max_line_bytes)
+
+    @command
+    def ttl(self, name: Data) -> Call[int]:
+        """Seconds left (rounded), -1 if ``name`` has no TTL, -2 if it does not exist."""
+        return ttl_call(name, 1.0)
+
+    @command
+    def pttl(self, name: Data) -> Call[int]:
+        """Milliseconds left, -1 if no TTL, -2 if it does not exist."""
+        return ttl_call(name, 1000.0)
+
+    @command
+    def persist(self, name: Data) -> Call[bool]:
+        """Remove the TTL of ``name``; True if it had one."""
+        return persist_call(name)
+
+    @command
+    def keys(self, pattern: Data = "*") -> Call[list[bytes]]:
+        """Every key of the cluster matching the glob ``pattern`` (TooManyError
+        past the node's max_keys_reply: use scan_iter)."""
+        return keys_call(pattern)
+
+    @command
+    def scan(self, cursor: ScanCursor = 0, match: Data | None = None,
+             count: int | None = None) -> Call[tuple[ScanCursor, list[bytes]]]:
+        """One page of a cluster-wide scan: (next cursor, keys); the cursor is
+        0 when the scan is over (start with 0).  A key may come twice."""
+        return scan_call(cursor, match, count)
+
+    @command
+    def dbsize(self) -> Call[int]:
+        """The live keys of the whole cluster, each counted once (COUNT)."""
+        return dbsize_call()
 
     @command
     def info(self) -> Call[dict[str, str]]:

@@ -19,6 +19,7 @@ from olivia.client.calls import (
     Call,
     Data,
     ReplyReader,
+    ScanCursor,
     _BadReply,
     _finish_set,
     _reason,
@@ -71,11 +72,13 @@ class Client(Commands):
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  timeout: float | None = DEFAULT_TIMEOUT, *,
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, password: Data | None = None,
-                 ssl: bool | SSLContext | None = None, ssl_ca_certs: str | None = None) -> None:
+                 ssl: bool | SSLContext | None = None, ssl_ca_certs: str | None = None,
+                 decode_responses: bool = False) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
         self.max_line_bytes = max_line_bytes
+        self.decode_responses = decode_responses
         if password is not None:
             auth_call(password)  # a bad one raises here, not at the first command
         self._password = password
@@ -289,6 +292,17 @@ class Client(Commands):
 
     # -- commands: every one of Commands, and these ----------------------------
 
+    def scan_iter(self, match: Data | None = None, count: int | None = None) -> Iterator[Any]:
+        """Every key of the cluster (matching the glob ``match``), page by page
+        (``count`` keys a page, as a hint), as redis-py's scan_iter.  Every key
+        that exists for the whole scan comes at least once; one may come twice."""
+        cursor: ScanCursor = 0
+        while True:
+            cursor, keys = self.scan(cursor, match, count)
+            yield from keys
+            if cursor == 0:
+                return
+
     def mset_iter(self, pairs: Iterable[tuple[Data, Data]],
                   on_stored: Callable[[int], None] | None = None) -> int:
         """Store (key, value) pairs from an iterable, streaming: for bulk loads.
@@ -372,6 +386,7 @@ class Pipeline(_Queue, Commands):
     def __init__(self, client: Client) -> None:
         super().__init__()
         self.max_line_bytes = client.max_line_bytes
+        self.decode_responses = client.decode_responses
         self._client = client
 
     def _dispatch(self, call: Call[Any]) -> Pipeline:

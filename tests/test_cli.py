@@ -28,7 +28,14 @@ from olivia.tools.cli.output import quote
 from olivia.tools.cli.pipe import _ReplyCounter, count_requests
 from olivia.tools.cli.request_lines import one_shot_line
 from olivia.tools.cli.verb_help import complete, help_text
-from tests.helpers import DEADLINE, OliviaProcess, fake_server, free_port
+from tests.helpers import (
+    DEADLINE,
+    OliviaProcess,
+    fake_server,
+    free_port,
+    running_cluster,
+    wait_until,
+)
 
 CLI = [sys.executable, "-m", "olivia.tools.cli"]
 
@@ -386,16 +393,17 @@ def test_import_json_object(node: OliviaProcess, db: Client, tmp_path: Path) -> 
 
 def test_bad_line_stops_the_import_and_nothing_from_it_is_applied(
         node: OliviaProcess, db: Client, tmp_path: Path) -> None:
-    # Header on line 1, good rows on lines 2..2502, a row with 3 fields on 2503.
+    # Header on line 1, good rows on lines 2..2502, a row with 4 fields on 2503.
     rows: list[tuple[str, ...]] = [("key", "value")]
     rows += [(f"bad-{line}", f"v{line}") for line in range(2, 2503)]
-    rows.append(("bad-2503", "x", "extra"))
+    rows.append(("bad-2503", "x", "5", "extra"))
     rows.append(("bad-2504", "after"))
     path = write_csv(tmp_path / "bad.csv", rows)
     done = run_cli(node, "import", str(path))
     assert done.returncode == 1
     message = done.stderr.decode()
-    assert message.startswith(f"olivia-cli: {path}:2503: expected 2 fields (key,value), got 3")
+    assert message.startswith(f"olivia-cli: {path}:2503: expected 2 fields (key,value) or 3 "
+                              "(key,value,ttl), got 4")
     assert "2000 keys before line 2503 were imported" in message
     assert message.count("\n") == 1
     # Rows 2..2001 went in two full lines of 1000; the batch holding the bad
@@ -410,14 +418,17 @@ def test_bad_line_stops_the_import_and_nothing_from_it_is_applied(
     ("empty-key.csv", b"ea,1\n,2\n", 2, "empty key", "ea"),
     ("long-key.csv", b"la,1\n" + b"k" * 251 + b",2\n", 2, "is 251 bytes long (limit 250)",
      "la"),
-    ("multiline.csv", b'ma,"a\nb\nc"\nmb\n', 4, "expected 2 fields (key,value), got 1", "ma"),
+    ("multiline.csv", b'ma,"a\nb\nc"\nmb\n', 4, "expected 2 fields (key,value) or 3", "ma"),
     ("bad.jsonl", b'{"key": "ja", "value": "1"}\n{"key": "jb", "value": }\n', 2, "bad JSON",
      "ja"),
     ("nokey.jsonl", b'{"key": "jc", "value": "1"}\n\n{"value": "x"}\n', 3,
      'need exactly one of "key" and "key_b64"', "jc"),
     ("number.jsonl", b'{"key": "jd", "value": 5}\n', 1, '"value" must be a string, not a number',
      "jd"),
-    ("extra.jsonl", b'{"key": "je", "value": "1", "ttl": 5}\n', 1, "unexpected field 'ttl'",
+    ("badttl.jsonl", b'{"key": "jt", "value": "1", "ttl": -1}\n', 1, "bad ttl -1 of key 'jt'",
+     "jt"),
+    ("badttl.csv", b'ct,1,soon\n', 1, "bad ttl 'soon' of key 'ct'", "ct"),
+    ("extra.jsonl", b'{"key": "je", "value": "1", "tll": 5}\n', 1, "unexpected field 'tll'",
      "je"),
     ("b64.jsonl", b'{"key": "jf", "value_b64": "!!"}\n', 1, "not valid base64", "jf"),
     ("object.json", b'{\n  "oa": "1",\n  "ob": 2\n}\n', 3,
@@ -519,10 +530,38 @@ def test_export_json_of_text_values(node: OliviaProcess, db: Client, tmp_path: P
     assert b"use --format jsonl" in done.stderr
 
 
-def test_export_needs_keys(node: OliviaProcess) -> None:
-    done = run_cli(node, "export")
-    assert done.returncode == 1
-    assert b"no verb that lists a node's keys" in done.stderr
+def test_export_of_a_whole_cluster_round_trips_with_ttls(tmp_path: Path) -> None:
+    data = {f"wc-{i}".encode(): f"v{i}".encode() for i in range(3000)}
+    data[b"wc-\x00,:\xff"] = bytes(range(256))
+    with running_cluster(3) as cluster:
+        first, last = cluster.nodes[0], cluster.nodes[2]
+        with Client(first.host, first.port, timeout=DEADLINE) as db:
+            db.mset(data)
+            db.setex("wc-ttl", 500, "expiring")
+            for fmt in ("csv", "jsonl"):
+                exported = run_cli(last, "export", "--format", fmt)
+                assert exported.returncode == 0, exported.stderr
+                assert exported.stderr == b"exported 3002 keys\n"
+                out = tmp_path / f"all.{fmt}"
+                out.write_bytes(exported.stdout)
+                assert db.delete(*data, "wc-ttl") == 3002
+                assert db.dbsize() == 0
+                done = run_cli(cluster.nodes[1], "import", str(out))
+                assert done.returncode == 0, done.stderr
+                wait_until(lambda: db.mget(data) == data, what="the imported keys everywhere")
+                assert 490 < db.ttl("wc-ttl") <= 500 and db.get("wc-ttl") == b"expiring"
+                assert db.ttl("wc-1") == -1
+            scanned = run_cli(last, "--scan", "--pattern", "wc-1?")
+            assert sorted(scanned.stdout.split()) == sorted(f"wc-{i}".encode()
+                                                            for i in range(10, 20))
+            some = run_cli(last, "export", "--format", "jsonl", "--pattern", "wc-2??")
+            assert len(some.stdout.splitlines()) == 100
+
+
+def test_scan_takes_no_verb_and_pattern_needs_scan(node: OliviaProcess) -> None:
+    assert run_cli(node, "--scan", "GET").returncode == 2
+    done = run_cli(node, "--pattern", "a*")
+    assert done.returncode == 2 and b"--pattern goes with --scan" in done.stderr
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,8 @@ ARGS: dict[str, tuple[object, ...]] = {
     "raw": ("PING",), "incr": ("n",), "incrby": ("n", 2), "decr": ("n",), "decrby": ("n", 2),
     "setnx": ("k", "v"), "cas": ("k", "a", "b"), "delifeq": ("k", "v"), "getdel": ("k",),
     "rename": ("a", "b"), "exists": ("a", "b"), "expire": ("k", 5), "ttl": ("k",),
-    "pttl": ("k",), "persist": ("k",), "keys": ("a*",), "scan": (0, "a*", 10), "dbsize": (),
+    "pttl": ("k",), "ttls": (["a", "b"],), "persist": ("k",), "keys": ("a*",),
+    "scan": (0, "a*", 10), "dbsize": (),
 }
 
 

@@ -529,6 +529,20 @@ def ttl_call(key: Data, scale: float) -> Call[int]:
     return Call([request_line(b"TTL", keys_payload((as_bytes(key),)))], finish, 1)
 
 
+def ttls_call(keys: Iterable[Data], max_line_bytes: int) -> Call[dict[bytes, float | None]]:
+    """TTL of many keys, in bounded lines: {key: seconds left, or None for no
+    TTL} of the keys that exist."""
+    encoded = [as_bytes(key) for key in keys]
+    lines = [line for batch in _batches(encoded, _key_size)
+             for line in _encode_batch(b"TTL", batch, max_line_bytes)]
+
+    def finish(replies: list[bytes]) -> dict[bytes, float | None]:
+        return {key: seconds for line in replies
+                for key, seconds in _decoded(decode_ttls, _reply(line, b"TTL").payload, line)}
+
+    return Call(lines, finish, len(encoded))
+
+
 def persist_call(key: Data) -> Call[bool]:
     """PERSIST key; True if it had a TTL (now removed)."""
     read = _payload_of(b"PERSISTED", decode_keys)

@@ -51,6 +51,7 @@ from olivia.client.calls import (
     setex_call,
     setnx_call,
     ttl_call,
+    ttls_call,
 )
 
 if TYPE_CHECKING:
@@ -238,6 +239,12 @@ class Commands:
     def pttl(self, name: Data) -> Call[int]:
         """Milliseconds left, -1 if no TTL, -2 if it does not exist."""
         return ttl_call(name, 1000.0)
+
+    @command
+    def ttls(self, names: Iterable[Data]) -> Call[dict[bytes, float | None]]:
+        """Seconds left of each of ``names`` that exists, None for no TTL (one
+        round trip for many keys: what an export needs)."""
+        return ttls_call(names, self.max_line_bytes)
 
     @command
     def persist(self, name: Data) -> Call[bool]:

@@ -18,7 +18,7 @@ from itertools import chain
 from pathlib import Path
 from typing import IO
 
-from olivia.core.requests import MAX_KEY_BYTES
+from olivia.core.requests import MAX_KEY_BYTES, MAX_TTL_SECONDS
 from olivia.tools.cli.errors import CliError, InputError, show
 
 FORMATS = ("csv", "jsonl", "json")
@@ -35,6 +35,9 @@ class Reader:
 
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
+        #: Records with a TTL (an export's): (key, value, seconds), stored
+        #: after the plain pairs, with SETEX; they are not yielded.
+        self.expiring: list[tuple[bytes, bytes, float]] = []
 
     @property
     def line(self) -> int:
@@ -60,8 +63,9 @@ def _breaks(text: str) -> int:
 
 
 class CsvReader(Reader):
-    """CSV rows ``key,value`` (RFC 4180 quoting); a first row ``key,value``
-    is a header and skipped; blank lines are skipped.  Text is UTF-8, and
+    """CSV rows ``key,value`` or ``key,value,ttl`` (RFC 4180 quoting; an empty
+    ttl: none); a first row ``key,value[,ttl]`` is a header and skipped;
+    blank lines are skipped.  Text is UTF-8, and
     any other bytes are kept as they are (so export output re-imports)."""
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -81,9 +85,9 @@ class CsvReader(Reader):
             first = next(rows, None)
             if first is None:
                 return
-            head = () if first == ["key", "value"] else (first,)
+            head = () if first in (["key", "value"], ["key", "value", "ttl"]) else (first,)
             for row in chain(head, rows):
-                if len(row) == 2:  # the fast path: a good row
+                if len(row) == 2 or (len(row) == 3 and not row[2]):  # the fast path
                     key = row[0].encode("utf-8", "surrogateescape")
                     if 0 < len(key) <= MAX_KEY_BYTES:
                         yield key, row[1].encode("utf-8", "surrogateescape")
@@ -92,14 +96,30 @@ class CsvReader(Reader):
                     continue
                 # The line where the record starts, for the message.
                 line = rows.line_num - sum(_breaks(field) for field in row)
-                if len(row) != 2:
-                    raise InputError(line, f"expected 2 fields (key,value), got {len(row)}; "
-                                           "quote a value that contains a comma: \"a,b\"")
-                _check_key(row[0].encode("utf-8", "surrogateescape"), line)
+                if len(row) not in (2, 3):
+                    raise InputError(line, f"expected 2 fields (key,value) or 3 (key,value,ttl),"
+                                           f" got {len(row)}; quote a value that contains a "
+                                           "comma: \"a,b\"")
+                key = _check_key(row[0].encode("utf-8", "surrogateescape"), line)
+                self.expiring.append((key, row[1].encode("utf-8", "surrogateescape"),
+                                      _ttl_of(row[2], line, key)))
         except csv.Error as exc:
             raise InputError(rows.line_num, f"malformed CSV: {exc}") from None
         finally:
             self._text.detach()
+
+
+def _ttl_of(value: object, line: int, key: bytes) -> float:
+    """A record's TTL: seconds, a number (or its text in CSV) > 0."""
+    try:
+        seconds = float(value) if isinstance(value, str | int | float) and \
+            not isinstance(value, bool) else -1.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= MAX_TTL_SECONDS:
+        raise InputError(line, f"bad ttl {value!r} of key {show(key)}: need seconds, more "
+                               f"than 0 and at most {MAX_TTL_SECONDS:.0f}")
+    return seconds
 
 
 def _json_text(value: object, line: int, what: str) -> bytes:
@@ -128,7 +148,8 @@ def _b64(value: object, line: int, what: str) -> bytes:
 
 class JsonlReader(Reader):
     """JSON lines ``{"key": ..., "value": ...}``; ``key_b64``/``value_b64``
-    (standard base64) instead for binary data.  Blank lines are skipped."""
+    (standard base64) instead for binary data; an optional ``"ttl"`` (seconds).
+    Blank lines are skipped."""
 
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
         for line, raw in enumerate(self.stream, 1):
@@ -142,7 +163,12 @@ class JsonlReader(Reader):
             if not isinstance(record, dict):
                 raise InputError(line, "expected a JSON object {\"key\": ..., \"value\": ...}, "
                                        f"got {_json_type(record)}")
-            yield self._pair(record, line)
+            ttl = record.pop("ttl", None)
+            key, value = self._pair(record, line)
+            if ttl is None:
+                yield key, value
+            else:
+                self.expiring.append((key, value, _ttl_of(ttl, line, key)))
 
     @staticmethod
     def _pair(record: dict[str, object], line: int) -> tuple[bytes, bytes]:

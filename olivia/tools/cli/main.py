@@ -39,15 +39,17 @@ from olivia.tools.cli.output import ReplyPrinter, default_mode
 from olivia.tools.cli.pipe import run_pipe
 from olivia.tools.cli.prompt import HISTORY_FILE, run_interactive
 from olivia.tools.cli.request_lines import one_shot_line
-from olivia.tools.cli.transfers import run_export, run_import
+from olivia.tools.cli.transfers import run_export, run_import, run_scan
 from olivia.tools.cli.verb_help import help_text
 
 USAGE = f"""\
 {PROG} [-h HOST] [-p PORT] [-a PASSWORD] [--tls [--cacert FILE]] [-t SECONDS]
                   [--raw | --no-raw | --wire]
-                  [-r N] [-i SECONDS] [VERB ARGS... | --pipe | --stat | --latency]
+                  [-r N] [-i SECONDS] [VERB ARGS... | --pipe | --stat | --latency |
+                   --scan [--pattern GLOB]]
        {PROG} [-h HOST] [-p PORT] import FILE [--format csv|jsonl|json]
-       {PROG} [-h HOST] [-p PORT] export [--format F] (--keys-from FILE | KEY...)"""
+       {PROG} [-h HOST] [-p PORT] export [--format F] [--pattern GLOB | --keys-from FILE |
+                                                 KEY...]"""
 
 DESCRIPTION = f"""\
 With no VERB, an interactive prompt: each line typed is sent as a raw
@@ -64,14 +66,17 @@ printed exactly as the server sent it.
                     count the replies (like redis-cli --pipe)
   --stat            a line per interval: keys, memory, clients, peers, ops/s
   --latency         min, avg and max of PING round trips in ms
+  --scan            every key of the cluster, one a line (like redis-cli
+                    --scan); --pattern GLOB for the matching ones only
   import FILE       load key/value pairs from FILE ('-' for stdin): CSV rows
-                    key,value (a first row 'key,value' is a header and skipped),
-                    JSON lines {{"key": ..., "value": ...}} ("value_b64" and
-                    "key_b64" for binary), or one JSON object {{"key": "value"}}
-  export            write the values of the given keys to stdout in a format
-                    import reads; the protocol cannot list keys yet, so name
-                    them: --keys-from FILE (any import format, or one key per
-                    line) or KEY arguments
+                    key,value[,ttl] (a first row 'key,value[,ttl]' is a header
+                    and skipped), JSON lines {{"key": ..., "value": ...}}
+                    ("value_b64" and "key_b64" for binary, "ttl" in seconds),
+                    or one JSON object {{"key": "value"}}
+  export            write every key of the cluster (by SCAN; --pattern GLOB for
+                    some), or the keys named (KEY arguments, or --keys-from FILE
+                    in any import format or one key per line), with values and
+                    TTLs, to stdout in a format import reads
 
 options:
   -h, --host HOST   server host (default $OLIVIA_HOST or {DEFAULT_HOST})
@@ -133,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     for flag, name in (("--raw", "raw"), ("--no-raw", "human"), ("--wire", "wire")):
         mode.add_argument(flag, dest="mode", action="store_const", const=name, help=hidden)
     job = parser.add_mutually_exclusive_group()
-    for flag in ("--pipe", "--stat", "--latency"):
+    for flag in ("--pipe", "--stat", "--latency", "--scan"):
         job.add_argument(flag, action="store_true", help=hidden)
+    parser.add_argument("--pattern", default=None, help=hidden)
     parser.add_argument("--help", action="help", help=hidden)
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}",
                         help=hidden)
@@ -156,7 +162,10 @@ def _export_parser() -> argparse.ArgumentParser:
         prog=f"{PROG} export",
         description="Write the values of the given keys to stdout, in a format import reads. "
                     "The protocol has no verb that lists keys, so the keys must be named.")
-    parser.add_argument("keys", nargs="*", metavar="KEY", help="keys to export")
+    parser.add_argument("keys", nargs="*", metavar="KEY",
+                        help="keys to export (none: every key of the cluster, by SCAN)")
+    parser.add_argument("--pattern", metavar="GLOB",
+                        help="with no keys named, only the keys matching GLOB")
     parser.add_argument("--format", choices=FORMATS, default="csv",
                         help="output format (default csv)")
     parser.add_argument("--keys-from", metavar="FILE",
@@ -171,9 +180,12 @@ def _export_parser() -> argparse.ArgumentParser:
 def _check_usage(args: argparse.Namespace) -> None:
     """Combinations argparse cannot refuse by itself: exit status 2."""
     watching = args.stat or args.latency
-    if (args.pipe or watching) and args.words:
-        flag = "--pipe" if args.pipe else "--stat" if args.stat else "--latency"
+    if (args.pipe or watching or args.scan) and args.words:
+        flag = ("--pipe" if args.pipe else "--stat" if args.stat else "--latency"
+                if args.latency else "--scan")
         fail(f"{flag} takes no VERB", status=2)
+    if args.pattern is not None and not args.scan:
+        fail("--pattern goes with --scan (or export --pattern)", status=2)
     repeats = args.repeat is not None or args.interval is not None
     if repeats and not (watching or (args.words and args.words[0] not in ("import", "export"))):
         fail("-r and -i repeat a VERB, --stat or --latency; give one", status=2)
@@ -220,6 +232,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_stat(client, _schedule(args, FOREVER, STAT_INTERVAL))
     if args.latency:
         return run_latency(client, _schedule(args, FOREVER, LATENCY_INTERVAL))
+    if args.scan:
+        return run_scan(client, args.pattern)
     words: list[str] = args.words
     if words and words[0] == "import":
         options = _import_parser().parse_args(words[1:])

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from olivia.client import DEFAULT_MAX_LINE_BYTES, Client
@@ -22,6 +22,7 @@ from olivia.tools.cli.import_readers import READERS, count_lines, guess_format, 
 from olivia.tools.cli.request_lines import wire
 
 EXPORT_BATCH = 10_000  # keys fetched per round trip by export
+SCAN_PAGE = 1000  # keys a SCAN page asks for
 
 def run_import(client: Client, path: str, fmt: str | None) -> int:
     """Load a csv, jsonl or json file with pipelined multi-key SET lines."""
@@ -47,6 +48,7 @@ def run_import(client: Client, path: str, fmt: str | None) -> int:
         started = time.perf_counter()
         try:
             client.mset_iter(reader, on_stored=stored)
+            _store_expiring(client, reader.expiring, stored)
         except InputError as exc:
             _close_bar(bar, failed=True)
             raise CliError(f"{opened.name}:{exc.line}: {exc.what} (stopped: {imported} keys "
@@ -73,6 +75,17 @@ def run_import(client: Client, path: str, fmt: str | None) -> int:
     return 0
 
 
+def _store_expiring(client: Client, items: list[tuple[bytes, bytes, float]],
+                    stored: Callable[[int], None]) -> None:
+    """The records that carry a TTL, with pipelined SETEX."""
+    for start in range(0, len(items), EXPORT_BATCH):
+        pipeline = client.pipeline()
+        for key, value, ttl in items[start:start + EXPORT_BATCH]:
+            pipeline.setex(key, ttl, value)
+        pipeline.execute(raise_on_error=True)
+        stored(len(items[start:start + EXPORT_BATCH]))
+
+
 def _progress(total: int | None) -> Any:
     from tqdm import tqdm  # only for a terminal
 
@@ -96,51 +109,95 @@ def _close_bar(bar: Any, failed: bool) -> None:
 
 
 def run_export(client: Client, options: argparse.Namespace) -> int:
-    """Write the values of the named keys to stdout (missing keys are skipped)."""
-    keys: dict[bytes, None] = {wire(key): None for key in options.keys}
+    """Write keys, their values and TTLs to stdout: the named keys, or with
+    none named every key of the cluster (SCAN).  Missing keys are skipped."""
+    named: dict[bytes, None] = {wire(key): None for key in options.keys}
     if options.keys_from:
         fmt = options.keys_format or guess_format(options.keys_from, default="lines")
         opened = open_input(options.keys_from)
         try:
             for key, _ in READERS[fmt](opened.stream):
-                keys[key] = None
+                named[key] = None
         except InputError as exc:
             raise CliError(f"{opened.name}:{exc.line}: {exc.what}") from None
         finally:
             opened.close()
-    if not keys and not options.keys_from:
-        raise CliError("export needs the keys to export (--keys-from FILE or KEY...): the "
-                       "protocol has no verb that lists a node's keys yet")
     writer = _WRITERS[options.format](sys.stdout.buffer)
-    exported = 0
+    exported = asked = dropped_ttls = 0
     with client:
-        names = list(keys)
-        for start in range(0, len(names), EXPORT_BATCH):
-            found = client.mget(names[start:start + EXPORT_BATCH])
-            for key in names[start:start + EXPORT_BATCH]:
+        batches = (_batches_of(list(named)) if named or options.keys_from
+                   else _scanned(client, options.pattern))
+        for names in batches:
+            asked += len(names)
+            found = client.mget(names)
+            ttls = client.ttls([name for name in names if name in found])
+            for key in names:
                 if key in found:
-                    writer.write(key, found[key])
+                    ttl = ttls.get(key)
+                    dropped_ttls += ttl is not None and not writer.keeps_ttls
+                    writer.write(key, found[key], ttl)
                     exported += 1
     writer.close()
-    missing = len(keys) - exported
+    missing = asked - exported
     print(f"exported {exported} key{'' if exported == 1 else 's'}"
-          + (f" ({missing} not found)" if missing else ""),
-          file=sys.stderr)
+          + (f" ({missing} not found)" if missing else ""), file=sys.stderr)
+    if dropped_ttls:
+        print(f"{dropped_ttls} TTLs were not written: a JSON object cannot hold them "
+              "(--format jsonl or csv keep them)", file=sys.stderr)
     return 0
 
 
+def _batches_of(names: list[bytes]) -> Iterator[list[bytes]]:
+    for start in range(0, len(names), EXPORT_BATCH):
+        yield names[start:start + EXPORT_BATCH]
+
+
+def _scanned(client: Client, pattern: str | None) -> Iterator[list[bytes]]:
+    """Every key of the cluster (matching ``pattern``), once each, in batches."""
+    seen: set[bytes] = set()
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=None if pattern is None else wire(pattern),
+                                count=SCAN_PAGE):
+        if key not in seen:
+            seen.add(key)
+            batch.append(key)
+            if len(batch) >= EXPORT_BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def run_scan(client: Client, pattern: str | None) -> int:
+    """Every key of the cluster, one a line (as redis-cli --scan prints them)."""
+    out = sys.stdout.buffer
+    with client:
+        for batch in _scanned(client, pattern):
+            out.write(b"".join(key + b"\n" for key in batch))
+            out.flush()
+    return 0
+
+
+def _ttl_text(ttl: float) -> str:
+    return f"{ttl:.3f}".rstrip("0").rstrip(".") or "0.001"
+
+
 class _CsvWriter:
-    """CSV with a ``key,value`` header; bytes that are not UTF-8 are written as is."""
+    """CSV with a ``key,value,ttl`` header (ttl empty for none, else seconds
+    left); bytes that are not UTF-8 are written as is."""
+
+    keeps_ttls = True
 
     def __init__(self, out: IO[bytes]) -> None:
         self._text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape",
                                       newline="", write_through=False)
         self._csv = csv.writer(self._text)
-        self._csv.writerow(("key", "value"))
+        self._csv.writerow(("key", "value", "ttl"))
 
-    def write(self, key: bytes, value: bytes) -> None:
+    def write(self, key: bytes, value: bytes, ttl: float | None = None) -> None:
         self._csv.writerow((key.decode("utf-8", "surrogateescape"),
-                            value.decode("utf-8", "surrogateescape")))
+                            value.decode("utf-8", "surrogateescape"),
+                            "" if ttl is None else _ttl_text(ttl)))
 
     def close(self) -> None:
         self._text.flush()
@@ -148,18 +205,23 @@ class _CsvWriter:
 
 
 class _JsonlWriter:
-    """One JSON object a line; ``key_b64``/``value_b64`` for bytes that are not UTF-8."""
+    """One JSON object a line; ``key_b64``/``value_b64`` for bytes that are
+    not UTF-8; ``ttl`` (seconds left) for a key that has one."""
+
+    keeps_ttls = True
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out = out
 
-    def write(self, key: bytes, value: bytes) -> None:
-        record: dict[str, str] = {}
+    def write(self, key: bytes, value: bytes, ttl: float | None = None) -> None:
+        record: dict[str, str | float] = {}
         for name, data in (("key", key), ("value", value)):
             try:
                 record[name] = data.decode()
             except UnicodeDecodeError:
                 record[name + "_b64"] = base64.b64encode(data).decode()
+        if ttl is not None:
+            record["ttl"] = float(_ttl_text(ttl))
         self._out.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
 
     def close(self) -> None:
@@ -167,13 +229,15 @@ class _JsonlWriter:
 
 
 class _JsonWriter:
-    """One JSON object, a pair a line; keys and values must be UTF-8 text."""
+    """One JSON object, a pair a line; keys and values must be UTF-8 text (no TTLs)."""
+
+    keeps_ttls = False
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out = out
         self._first = True
 
-    def write(self, key: bytes, value: bytes) -> None:
+    def write(self, key: bytes, value: bytes, ttl: float | None = None) -> None:
         try:
             pair = json.dumps(key.decode(), ensure_ascii=False) + ": " + json.dumps(
                 value.decode(), ensure_ascii=False)

@@ -185,3 +185,15 @@ def test_keys_refuses_more_than_max_keys_reply(tmp_path: Path) -> None:
         assert client.request("KEYS").startswith(
             b":ERR TOOMANY KEYS would answer with more than max_keys_reply (10) keys; use SCAN")
         assert client.request("COUNT") == b":COUNT 11"
+
+
+def test_info_counts_hits_misses_and_calls_per_verb() -> None:
+    with running_node() as node, node.client() as client:
+        for line in ["SET a:1", "GET a", "GET nope", "GET a,nope,b", "GET %61", "INCR n",
+                     "INCR n", "KEYS", "t:COUNT"]:
+            client.request(line)
+        fields = dict(item.split("=", 1) for item in
+                      client.request("INFO")[len(b":INFO "):].decode().split(","))
+        assert (fields["keyspace_hits"], fields["keyspace_misses"]) == ("3", "3")
+        assert (fields["cmd_get"], fields["cmd_set"], fields["cmd_incr"]) == ("4", "1", "2")
+        assert (fields["cmd_keys"], fields["cmd_count"], fields["cmd_scan"]) == ("1", "1", "0")

@@ -60,6 +60,7 @@ from olivia.core.scan import (
     scan_order,
 )
 from olivia.core.session import Guard, Session
+from olivia.observe.stats import Stats
 
 #: Keys a KEYS request asks each node for per page.
 KEYS_PAGE = 10_000
@@ -69,8 +70,9 @@ class CoreVerbs:
     """The handlers of the client verbs, over one keyspace."""
 
     def __init__(self, keyspace: Keyspace, info: Callable[[], Sequence[tuple[str, str]]],
-                 guard: Guard, max_keys_reply: int = 100_000) -> None:
+                 guard: Guard, max_keys_reply: int = 100_000, stats: Stats | None = None) -> None:
         self._keyspace = keyspace
+        self._stats = stats if stats is not None else Stats(0.0)
         self._info = info
         self._guard = guard
         self.atomics = Atomics(keyspace)
@@ -96,6 +98,8 @@ class CoreVerbs:
         """The keys found, in the order asked (a key asked twice, twice)."""
         pairs = [(key, stored[key]) for key in keys if key in stored]
         self._keyspace.check_reply_size(pairs, "GET")
+        self._stats.keyspace_hits += len(pairs)
+        self._stats.keyspace_misses += len(keys) - len(pairs)
         return Found(pairs)
 
     def delete(self, keys: Keys) -> Outcome:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -31,6 +32,12 @@ class Stats:
     repair_keys_received: int = 0  # versions taken from anti-entropy and hand-overs
     handoff_keys: int = 0  # versions handed over when leaving
     sync_bytes: int = 0  # bytes of anti-entropy requests sent and their replies
+    # Keys GET asked for and found (anywhere) or not, and requests per verb,
+    # counted by the general path; the line fast path keeps its own counts
+    # (olivia.protocols.line.fastpath.FastPath) and INFO adds them up.
+    keyspace_hits: int = 0
+    keyspace_misses: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
 
     def info_fields(self) -> list[tuple[str, object]]:
         return [

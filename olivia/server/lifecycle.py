@@ -71,7 +71,8 @@ class NodeServer:
                                security)
         self.info = InfoBoard()
         self.registry = Registry(core_verbs(CoreVerbs(self.keyspace, self.info_fields,
-                                                      self.guard, config.max_keys_reply))
+                                                      self.guard, config.max_keys_reply,
+                                                      self.stats))
                                  + self.cluster.specs())
         self.line = LineProtocol(self.registry, self.keyspace, self.stats,
                                  config.max_line_bytes, config.max_peer_line_bytes,
@@ -83,7 +84,8 @@ class NodeServer:
                                    server_context(config))]
         self.event_loop_name = "none"
         for source in (self._node_fields, self._store_fields, self.stats.info_fields,
-                       self.own_filter.info_fields, self.cluster.info_fields):
+                       self.own_filter.info_fields, self.cluster.info_fields,
+                       self._command_fields):
             self.info.add(source)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -148,6 +150,17 @@ class NodeServer:
             ("event_loop", self.event_loop_name),
             ("max_line_bytes", self.config.max_line_bytes),
         ]
+
+    def _command_fields(self) -> list[tuple[str, object]]:
+        """keyspace_hits and _misses (keys GET found or not), and cmd_<verb>:
+        the requests of each client verb, whichever path answered them."""
+        gets, sets, hits, misses = self.line.fast.counted()
+        calls = self.stats.calls
+        fast = {"GET": gets, "SET": sets}
+        return [("keyspace_hits", self.stats.keyspace_hits + hits),
+                ("keyspace_misses", self.stats.keyspace_misses + misses),
+                *((f"cmd_{spec.name.lower()}", calls[spec.name] + fast.get(spec.name, 0))
+                  for spec in self.registry if not spec.peer and " " not in spec.name)]
 
     def _store_fields(self) -> list[tuple[str, object]]:
         return [

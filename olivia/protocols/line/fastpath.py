@@ -73,6 +73,12 @@ class FastPath:
         self._limit = keyspace.max_reply_bytes
         self._set_plain = keyspace.set_plain
         self._get_stored = keyspace.get_stored
+        # What INFO counts (cmd_get, keyspace_hits...), for the requests
+        # answered here: plain attribute increments, once a reply is certain.
+        self.gets = 0  # GET requests
+        self.sets = 0  # SET requests
+        self.extra_keys = 0  # keys beyond the first of multi-key GETs
+        self.misses = 0  # keys a GET found nowhere
         self.handlers: dict[bytes, Callable[[bytes], bytes | Pending | None]] = {
             b"GET": self.get,
             b"SET": self.set,
@@ -84,6 +90,7 @@ class FastPath:
         if pairs is None:
             return None
         acked = self._set_plain(pairs)
+        self.sets += 1
         reply = b"".join((b":SAT ", args, b"\n"))
         if acked is None:
             return reply
@@ -107,6 +114,7 @@ class FastPath:
                 return None  # the general path words the error
             if stored[STAMP_BYTES]:  # the flag byte: the value needs escaping
                 value = encode_field(value)
+            self.gets += 1
             return b"".join((b":GOT ", args, b":", value, b"\n"))
         found = []
         size = 0
@@ -123,6 +131,9 @@ class FastPath:
                 self._keyspace.touch(key)
         if size > self._limit:
             return None
+        self.gets += 1
+        self.extra_keys += len(keys) - 1
+        self.misses += len(keys) - len(found)
         return b":GOT " + b",".join(found) + b"\n" if found else _GOT_NONE
 
     def _miss(self, key: bytes, keys: list[bytes]) -> bytes | Pending:
@@ -132,12 +143,20 @@ class FastPath:
 
         def answered(found: RemoteFound) -> None:
             if future is not None and not future.done():  # else the client went away
-                future.set_result(self._got_one(key, found.get(key)))
+                stored = found.get(key)
+                self.misses += stored is None
+                future.set_result(self._got_one(key, stored))
 
+        self.gets += 1
         if not self._keyspace.read_remote(keys, answered):
+            self.misses += 1
             return _GOT_NONE
         future = self._keyspace.new_future()
         return Pending(future, self._pending_reply, HOLDS_WRITES)
+
+    def counted(self) -> tuple[int, int, int, int]:
+        """(GETs, SETs, keyspace hits, keyspace misses) answered here."""
+        return self.gets, self.sets, self.gets + self.extra_keys - self.misses, self.misses
 
     def _got_one(self, key: bytes, stored: bytes | None) -> bytes:
         if stored is None:

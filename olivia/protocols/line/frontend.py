@@ -46,8 +46,8 @@ class LineProtocol:
         self.stats = stats
         self.max_line_bytes = max_line_bytes
         self.max_peer_line_bytes = max_peer_line_bytes
-        fast = FastPath(keyspace, pending_bytes, acked_reply)
-        self.fast_handlers = fast.handlers if fast_path else {}
+        self.fast = FastPath(keyspace, pending_bytes, acked_reply)
+        self.fast_handlers = self.fast.handlers if fast_path else {}
 
     def connection(self, peer: str = "?", tls_verified: bool = False) -> LineFrontEnd:
         return LineFrontEnd(self, self.guard.session(peer, is_loopback(peer), tls_verified))
@@ -136,6 +136,7 @@ class LineFrontEnd:
         self._fast_get = (protocol.fast_handlers if session.trusted else _NO_FAST).get
         self._keyspace = protocol.keyspace
         self._stats = protocol.stats
+        self._calls = protocol.stats.calls
         self.framer = LineFramer(protocol.max_line_bytes)
         self.peer = session.where  # host:port of the other end, for logs
 
@@ -203,6 +204,7 @@ class LineFrontEnd:
             spec = request.verb
             if reads_only and spec.writes:
                 return BLOCKED  # it must not overtake the replies that wait
+            self._calls[spec.name] += 1
             session = self.session
             if session.peer_name is None:
                 self._guard.check(session, spec.name, spec.peer)

@@ -322,7 +322,10 @@ def peer_verbs(verbs: PeerVerbs) -> list[VerbSpec[Any]]:
         VerbSpec("REQUEST VERSIONS", SLOTS, verbs.versions, peer=True, holds=HOLDS_NOTHING),
         VerbSpec("REQUEST FETCH", KEYS, verbs.fetch, peer=True),
         VerbSpec("REQUEST OFFER", VERSIONS, verbs.offer, peer=True),
-        VerbSpec("REQUEST EXEC", TEXT, verbs.execute, writes=True, peer=True),
+        # The step of a forwarded verb runs as its line is read (olivia.core.atomic);
+        # what may wait is its copies: later lines need not wait for them.
+        VerbSpec("REQUEST EXEC", TEXT, verbs.execute, writes=True, peer=True,
+                 holds=HOLDS_NOTHING),
         VerbSpec("REQUEST SCAN", SCAN_ARGS, verbs.scan, peer=True),
         VerbSpec("REQUEST COUNT", NONE, verbs.count, peer=True),
     ]

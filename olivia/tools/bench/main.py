@@ -15,9 +15,10 @@ arrived.  Keys are ``key_000000000042`` with the number uniform in
 Tests (``-t``): ``ping`` (``PING``), ``set`` (``SET k:v``), ``get``
 (``GET k``), ``setex`` (``SETEX k:v:ttl``), ``del`` (``DEL k``), ``mget``
 (``GET k1,...,kN``), ``mixed`` (GETs and SETs, ``--mixed-ratio`` of them
-GETs), and ``populate`` (only write every key once, as ``--populate`` does).
+GETs), ``incr`` (``INCR counter:k``: in a cluster, run at each key's home),
+and ``populate`` (only write every key once, as ``--populate`` does).
 With ``--redis`` the same workload is sent over RESP (PING, SET, GET, SETEX,
-DEL, MGET).
+DEL, MGET, INCR).
 
 Each test runs for ``-n`` requests or, with ``--duration``, for that many
 seconds: the count or the time applies to each test, not to the whole run.
@@ -69,7 +70,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-TESTS = ("ping", "set", "get", "setex", "del", "mget", "mixed", "populate")
+TESTS = ("ping", "set", "get", "setex", "del", "mget", "mixed", "incr", "populate")
 # Tests that should find the keys: the keyspace is written first.
 READ_TESTS = frozenset({"get", "mget", "mixed", "del"})
 CLIENT_BOUND_PCT = 90.0
@@ -209,6 +210,7 @@ def request_maker(work: Workload, rng: random.Random) -> Callable[[], bytes]:
             "setex": lambda: resp_command(setex[0], key(), setex[1], values.draw()),
             "del": lambda: resp_command(b"DEL", key()),
             "mget": lambda: resp_command(b"MGET", *(key() for _ in range(work.mget_keys))),
+            "incr": lambda: resp_command(b"INCR", b"counter:" + key()),
         }
     else:
         makers = {
@@ -220,6 +222,8 @@ def request_maker(work: Workload, rng: random.Random) -> Callable[[], bytes]:
             "del": lambda: request_line(b"DEL", keys_payload((key(),))),
             "mget": lambda: request_line(
                 b"GET", keys_payload(key() for _ in range(work.mget_keys))),
+            # Keys of their own: a populated key's value is no integer.
+            "incr": lambda: request_line(b"INCR", keys_payload((b"counter:" + key(),))),
         }
     get, set_ = makers["get"], makers["set"]
     ratio = work.mixed_ratio

@@ -167,6 +167,12 @@ def scan_rate(server: ServerProcess, count: int) -> tuple[int, float, float]:
     return len(seen), len(seen) / elapsed, cpu
 
 
+def _settled(nodes: Sequence[ServerProcess], copies: int) -> bool:
+    infos = [node.info() for node in nodes]
+    return (sum(int(info["keys"]) for info in infos) == copies
+            and all(info["under_replicated_keys"] == "0" for info in infos))
+
+
 def count_latency(nodes: Sequence[ServerProcess]) -> tuple[float, float, float, int]:
     with Client(nodes[0].host, nodes[0].port, timeout=30.0) as client:
         times = []
@@ -229,8 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(scans[-1])
     with cluster(CLUSTER_NODES, "s") as nodes:
         load(nodes[0], args.scan_keys)
-        wait_for(lambda: sum(int(n.info()["keys"]) for n in nodes) >= 2 * args.scan_keys,
-                 "the copies", timeout=120.0)
+        # Until every key has its two copies and no more (guests handed on).
+        wait_for(lambda: _settled(nodes, 2 * args.scan_keys), "the copies", timeout=300.0)
         keys, rate, cpu = scan_rate(nodes[1], 10_000)
         scans.append(f"| 4 nodes | 10000 | {keys:,} | {rate:,.0f} | {cpu:.0f}% |")
         progress(scans[-1])

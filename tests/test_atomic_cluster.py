@@ -222,3 +222,28 @@ def test_the_client_scans_and_counts_the_whole_cluster(four: ClusterProcesses) -
             f"ci:{i}".encode() for i in range(500)}
         assert reader.dbsize() == len(set(reader.scan_iter()))
         assert reader.incr("ci:7", 3) == 10
+
+
+def test_a_cluster_scan_returns_every_key_present_throughout(four: ClusterProcesses) -> None:
+    from olivia.client import Client
+    nodes = four.nodes
+    stay = {f"churn-stay:{i}".encode() for i in range(800)}
+    going = [f"churn-going:{i}".encode() for i in range(800)]
+    with Client(nodes[0].host, nodes[0].port) as writer, \
+            Client(nodes[1].host, nodes[1].port) as scanner:
+        writer.mset({key: "x" for key in stay | set(going)})
+        for node in nodes:  # the keys' filters have reached every node
+            _sees(node, "EXISTS churn-stay%3A0", b":EXISTS churn-stay%3A0")
+        seen: set[bytes] = set()
+        cursor: int | str = 0
+        pages = 0
+        while True:
+            cursor, page = scanner.scan(cursor, match="churn-*", count=40)
+            seen.update(page)
+            pages += 1
+            writer.delete(*going[pages * 20:pages * 20 + 20])
+            writer.mset({f"churn-new:{pages}:{i}": "x" for i in range(20)})
+            if cursor == 0:
+                break
+        assert pages > 10
+        assert stay <= seen

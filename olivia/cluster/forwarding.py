@@ -31,6 +31,9 @@ from olivia.protocols.line.requests import FORWARDED, keys_payload, scan_payload
 
 #: Keys per REQUEST FETCH line.
 FETCH_BATCH = 2000
+#: Seconds a SCAN page or a COUNT may wait for a member: a member busy with
+#: repair after a large load answers slowly, and a scan should not fail for it.
+LISTING_TIMEOUT = 10.0
 
 
 class Forwarding:
@@ -89,7 +92,8 @@ class Forwarding:
 
     async def scan_page(self, name: str, position: bytes, count: int,
                         pattern: bytes) -> tuple[bytes, list[bytes]]:
-        answer = await self._ask(name, b"SCAN " + scan_payload(position, count, pattern), name)
+        answer = await self._ask(name, b"SCAN " + scan_payload(position, count, pattern), name,
+                                 max(LISTING_TIMEOUT, self._config.lookup_timeout))
         page = decode_scan_page(answer.payload)
         return (b"" if page.cursor == b"0" else page.cursor), list(page.keys)
 
@@ -100,7 +104,9 @@ class Forwarding:
         return asyncio.ensure_future(self._count(names))
 
     async def _count(self, names: list[str]) -> int:
-        answers = await asyncio.gather(*(self._ask(name, b"COUNT", name) for name in names))
+        timeout = max(LISTING_TIMEOUT, self._config.lookup_timeout)
+        answers = await asyncio.gather(*(self._ask(name, b"COUNT", name, timeout)
+                                         for name in names))
         total = 0
         for name, answer in zip(names, answers, strict=True):
             if not answer.payload.isdigit():

@@ -28,7 +28,7 @@ from olivia.core.glob import matcher
 from olivia.core.store import Store
 
 #: How many scans a node keeps a snapshot for, and for how long unused.
-SNAPSHOTS = 32
+SNAPSHOTS = 16
 SNAPSHOT_IDLE = 600.0
 #: A page examines at most this many snapshot entries per key asked for.
 WORK_PER_KEY = 4

@@ -119,6 +119,9 @@ class Config:
     tls_ca: str = _setting("", "PEM CA bundle: peers must present a certificate it signed "
                            "(mutual TLS), and so must the nodes this one dials", "path",
                            table="tls")
+    resp_port: int = _setting(-1, "also speak RESP (any Redis client) on this port, over the "
+                              "same data; -1 = off, 0 = any free port", "int", min=-1,
+                              max=65535, table="resp")
     max_memory: int = _setting(0, "bytes of data this node keeps at most (512mb-style units "
                                "allowed); 0 = no limit", "size", min=0, max=1 << 50)
     eviction_policy: str = _setting("noeviction", "at max_memory: noeviction (writes get ERR "

@@ -4,8 +4,10 @@ A cluster scan visits the alive members one after the other, in the order
 of a hash of their names (the same order on every node), and each member
 lists the keys it holds that it is the one to list (each key is listed by
 one node: with replicas its first home, else its one holder: Peers.lists_slot).  The
-cursor says which member and where in it: ``<member hash>.<snapshot>.<position>``
-in hex and decimals, opaque to clients; ``0`` starts a scan and ends one.
+cursor says which member and where in it, in one decimal below 2**64 (as
+Redis's, which redis-py and redis-cli read as integers): the member's hash
+in the high 32 bits, a token for the place in that member's scan in the low
+32; opaque to clients; ``0`` starts a scan and ends one.
 
 A member's part is a walk over a **snapshot** of its keys, taken at its
 first page and kept (up to SNAPSHOTS of them, each until SNAPSHOT_IDLE
@@ -18,6 +20,7 @@ Keys added during a scan may or may not be listed, as in Redis.
 from __future__ import annotations
 
 import re
+import secrets
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -30,11 +33,15 @@ from olivia.core.store import Store
 #: How many scans a node keeps a snapshot for, and for how long unused.
 SNAPSHOTS = 16
 SNAPSHOT_IDLE = 600.0
+#: Places (tokens) remembered per node: a few per kept scan, so that the
+#: last cursor of each can be sent again (a client's retry).
+TOKENS = SNAPSHOTS * 4
 #: A page examines at most this many snapshot entries per key asked for.
 WORK_PER_KEY = 4
 START = b"0"
-_POSITION = re.compile(rb"([0-9]{1,12})\.([0-9]{1,12})\Z").match
-_CURSOR = re.compile(rb"([0-9a-f]{8})\.([0-9]{1,12}\.[0-9]{1,12})\Z").match
+_DECIMAL = re.compile(rb"[0-9]{1,20}\Z").match
+_TOKEN_BITS = 32
+_TOKEN_MASK = (1 << _TOKEN_BITS) - 1
 
 
 def member_hash(name: str) -> int:
@@ -47,25 +54,27 @@ def scan_order(members: Iterable[str]) -> list[str]:
 
 
 class Cursor(NamedTuple):
-    """Where a scan is: the hash of the member being scanned, and the
-    position in that member's own scan (b"0.0": its start)."""
+    """Where a scan is: the hash of the member being scanned, and the place
+    in that member's own scan (b"0": its start, else a token it gave)."""
 
     member: int
     position: bytes
 
     def encode(self) -> bytes:
-        return b"%08x." % self.member + self.position
+        """A decimal below 2**64, as Redis's cursors (redis-py and redis-cli
+        read them as integers): the member's hash, then its token."""
+        return b"%d" % ((self.member << _TOKEN_BITS) | int(self.position))
 
 
 def parse_cursor(text: bytes) -> Cursor | None:
     """The cursor a client sent back (None: ``0``, a new scan)."""
     if text == START:
         return None
-    match = _CURSOR(text)
-    if match is None:
+    value = int(text) if _DECIMAL(text) else -1
+    if not 0 < value < 1 << 64:
         raise BadItemError(f"SCAN has a bad cursor {text.decode('ascii', 'replace')[:40]!r}: "
                            "not one SCAN returned; start a scan with cursor 0")
-    return Cursor(int(match.group(1), 16), match.group(2))
+    return Cursor(value >> _TOKEN_BITS, b"%d" % (value & _TOKEN_MASK))
 
 
 def first_at_or_after(order: Sequence[str], member: int) -> tuple[str, bool] | None:
@@ -87,26 +96,27 @@ def next_member(order: Sequence[str], member: int) -> str | None:
 
 
 class Scanner:
-    """This node's part of cluster scans: snapshots of its keys, and pages of them."""
+    """This node's part of cluster scans: snapshots of its keys, and pages of them.
 
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    A page's place is a random 32-bit token standing for (snapshot, index):
+    the cursor must fit Redis's 64 bits, so the place is kept here."""
+
+    def __init__(self, store: Store, clock: Callable[[], float],
+                 tokens: Callable[[], int] | None = None) -> None:
         self._store = store
         self._clock = clock
         self._snapshots: OrderedDict[int, tuple[list[bytes], float]] = OrderedDict()
+        self._places: OrderedDict[int, tuple[int, int]] = OrderedDict()  # token -> place
         self._next_id = 1
+        self._new_token = tokens or (lambda: secrets.randbits(_TOKEN_BITS) or 1)
 
     def page(self, position: bytes, count: int, pattern: bytes,
              lists: Callable[[bytes], bool]) -> tuple[bytes, list[bytes]]:
         """Up to ``count`` keys matching ``pattern`` that ``lists`` accepts,
-        from ``position`` (``0.0``: a new snapshot); the position after them,
-        or b"" when this node has no more."""
-        match = _POSITION(position)
-        if match is None:
-            raise BadItemError("SCAN has a bad position: need <snapshot>.<index>")
-        snapshot_id, index = int(match.group(1)), int(match.group(2))
-        keys = self._snapshot(snapshot_id)
-        if snapshot_id == 0:
-            snapshot_id = self._next_id - 1
+        from ``position`` (``0``: a new snapshot, else a token a page gave);
+        the token of the place after them, or b"" when this node has no more."""
+        snapshot_id, index = self._place(position)
+        keys = self._snapshots[snapshot_id][0]
         wanted = matcher(pattern)
         get = self._store.get
         found: list[bytes] = []
@@ -117,28 +127,31 @@ class Scanner:
             if get(key) is not None and wanted(key) and lists(key):
                 found.append(key)
         if index >= len(keys):
-            self._snapshots.pop(snapshot_id, None)
             return b"", found
         self._snapshots[snapshot_id] = (keys, self._clock())
-        return b"%d.%d" % (snapshot_id, index), found
+        token = self._new_token()
+        self._places[token] = (snapshot_id, index)
+        while len(self._places) > TOKENS:
+            self._places.popitem(last=False)
+        return b"%d" % token, found
 
-    def _snapshot(self, snapshot_id: int) -> list[bytes]:
+    def _place(self, position: bytes) -> tuple[int, int]:
         now = self._clock()
         snapshots = self._snapshots
         for old in [key for key, (_, used) in snapshots.items() if now - used > SNAPSHOT_IDLE]:
             del snapshots[old]
-        if snapshot_id == 0:
-            keys = self._store.key_snapshot()
-            snapshots[self._next_id] = (keys, now)
+        if position == START:
+            snapshots[self._next_id] = (self._store.key_snapshot(), now)
             self._next_id += 1
             while len(snapshots) > SNAPSHOTS:
                 snapshots.popitem(last=False)
-            return keys
-        held = snapshots.get(snapshot_id)
-        if held is None:
+            return self._next_id - 1, 0
+        token = int(position) if _DECIMAL(position) else -1
+        place = self._places.get(token)
+        if place is None or place[0] not in snapshots:
             raise BadItemError(
                 f"SCAN has a bad cursor: it has expired (a node keeps a scan's place for "
                 f"{SNAPSHOT_IDLE:.0f} s after its last page, for {SNAPSHOTS} scans at most); "
                 "start again with cursor 0")
-        snapshots.move_to_end(snapshot_id)
-        return held[0]
+        snapshots.move_to_end(place[0])
+        return place

@@ -241,6 +241,10 @@ class Store:
     def has_ttl(self, key: bytes) -> bool:
         return key in self._deadlines
 
+    def volatile_count(self) -> int:
+        """Keys with a TTL (expired ones not yet evicted included)."""
+        return len(self._deadlines)
+
     def volatile_snapshot(self) -> list[bytes]:
         """Every key with a TTL (a copy): what the volatile-* policies evict from."""
         return list(self._deadlines)

@@ -121,13 +121,13 @@ class CoreVerbs:
         order = scan_order(peers.members())
         cursor = parse_cursor(args.cursor)
         if cursor is None:
-            name, position = order[0], b"0.0"
+            name, position = order[0], START
         else:
             at = first_at_or_after(order, cursor.member)
             if at is None:
                 return ScanPage(START, ())
             name, same = at
-            position = cursor.position if same else b"0.0"
+            position = cursor.position if same else START
         if name == peers.name:
             return _page(order, name, *self._keyspace.scan_here(position, args.size,
                                                                args.pattern))
@@ -175,7 +175,7 @@ def _page(order: Sequence[str], name: str, position: bytes, keys: Sequence[bytes
     if position:
         return ScanPage(Cursor(member_hash(name), position).encode(), keys)
     after = next_member(order, member_hash(name))
-    return ScanPage(START if after is None else Cursor(member_hash(after), b"0.0").encode(), keys)
+    return ScanPage(START if after is None else Cursor(member_hash(after), START).encode(), keys)
 
 
 def _negated(items: Amounts) -> Amounts:

@@ -17,8 +17,15 @@ so its contract with a front end is small:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from olivia.core.errors import InternalError, ProtocolError
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "internal error; the request may not have been carried out (see the node's log)"
 
 
 class Final(bytes):
@@ -106,3 +113,17 @@ class FrameByFrame:
                 out(reply)
                 budget -= len(reply)
         return index, budget, None
+
+
+def result_of(future: asyncio.Future[Any]) -> Any:
+    """A pending reply's result; a lost one (cancelled, or a bug) becomes a
+    ProtocolError the client can be told of."""
+    if future.cancelled():
+        raise InternalError(INTERNAL_ERROR)
+    exc = future.exception()
+    if exc is None:
+        return future.result()
+    if isinstance(exc, ProtocolError):
+        raise exc
+    log.error("internal error in a pending reply: %r", exc)
+    raise InternalError(INTERNAL_ERROR)

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                              "built-in defaults)")
     parser.add_argument("--host", metavar="H", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", metavar="P", help="TCP port (default 5454; 0 picks a free one)")
+    parser.add_argument("--resp-port", metavar="P",
+                        help="also speak RESP (Redis clients) on port P (default: off; 0 "
+                             "picks a free one)")
     parser.add_argument("--peers", metavar="H:P[,H:P...]", help="seed peers to join")
     parser.add_argument("--name", metavar="NAME", help="node name (default HOST:PORT)")
     parser.add_argument("--advertise", metavar="H:P",
@@ -75,6 +78,9 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         flags["auth.password"] = args.requirepass
     if args.port is not None:
         flags["port"] = int(args.port) if args.port.strip().isdigit() else args.port
+    if args.resp_port is not None:
+        flags["resp.port"] = (int(args.resp_port) if args.resp_port.strip().isdigit()
+                              else args.resp_port)
     if args.peers is not None:
         flags["peers"] = [p.strip() for p in args.peers.split(",") if p.strip()]
     return flags
@@ -183,6 +189,8 @@ async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
     log.info("olivia %s listening on %s:%d as %s, advertising %s (event loop: %s, pid %d)",
              __version__, host, port, node.name, node.advertise, node.event_loop_name,
              os.getpid())
+    if node.resp.port:
+        log.info("RESP listening on %s:%d", host, node.resp.port)
     _warn_if_exposed(config, host, node.guard.has_password)
     try:
         await signals.stop.wait()

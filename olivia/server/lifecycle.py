@@ -34,6 +34,8 @@ from olivia.observe.info import InfoBoard
 from olivia.observe.stats import Stats
 from olivia.protocols.line.frontend import LineProtocol
 from olivia.protocols.line.replies import error_line
+from olivia.protocols.resp.frontend import RespProtocol
+from olivia.protocols.resp.replies import error as resp_error
 from olivia.server.addresses import WILDCARDS, advertised_address
 from olivia.server.listener import Listener
 from olivia.server.tls import peer_context, server_context
@@ -43,6 +45,10 @@ log = logging.getLogger(__name__)
 
 def _line_refusal(limit: int) -> bytes:
     return error_line(f"max clients reached (limit {limit})")
+
+
+def _resp_refusal(limit: int) -> bytes:
+    return resp_error(f"ERR max number of clients reached (limit {limit})")
 
 
 class NodeServer:
@@ -78,10 +84,17 @@ class NodeServer:
                                  config.max_line_bytes, config.max_peer_line_bytes,
                                  guard=self.guard)
         self.cluster.verbs.execute_here = self.line.execute_forwarded
+        self.resp = RespProtocol(self.registry, self.stats, self.guard, config.max_line_bytes,
+                                 self.info_fields, self.store.volatile_count)
         self.listeners = [Listener("line protocol", config.host, config.port,
                                    self.line.connection, _line_refusal, self.stats,
                                    config.max_clients, config.max_client_output_bytes,
                                    server_context(config))]
+        if config.resp_port >= 0:
+            self.listeners.append(Listener(
+                "RESP", config.host, config.resp_port, self.resp.connection, _resp_refusal,
+                self.stats, config.max_clients, config.max_client_output_bytes,
+                server_context(config)))
         self.event_loop_name = "none"
         for source in (self._node_fields, self._store_fields, self.stats.info_fields,
                        self.own_filter.info_fields, self.cluster.info_fields,
@@ -97,6 +110,8 @@ class NodeServer:
         for listener in self.listeners:
             await listener.start()
         host, port = self.listeners[0].host, self.listeners[0].port
+        if len(self.listeners) > 1:
+            self.resp.port = self.listeners[1].port
         advertise = advertised_address(host, port, self.config.advertise)
         self.name = self.config.name or (f"{host}:{port}" if host not in WILDCARDS else advertise)
         loop = asyncio.get_running_loop()

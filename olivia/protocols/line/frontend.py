@@ -15,13 +15,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from olivia.core.errors import BadItemError, DeniedError, ErrorCode, InternalError, ProtocolError
+from olivia.core.errors import BadItemError, DeniedError, ErrorCode, ProtocolError
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
 from olivia.core.requests import Admitted, Bye, Payload, Request
 from olivia.core.session import Guard, Session
 from olivia.observe.stats import Stats
-from olivia.protocols.frontend import BLOCKED, NO_REPLY, Final, Pending
+from olivia.protocols.frontend import BLOCKED, INTERNAL_ERROR, NO_REPLY, Final, Pending, result_of
 from olivia.protocols.line.fastpath import FastPath
 from olivia.protocols.line.framing import LineFramer
 from olivia.protocols.line.parser import LineParser
@@ -30,7 +30,6 @@ from olivia.protocols.line.replies import encode_result, error_line, line_too_lo
 log = logging.getLogger(__name__)
 
 _NO_FAST: dict[bytes, Any] = {}
-INTERNAL_ERROR = "internal error; the request may not have been carried out (see the node's log)"
 
 
 class LineProtocol:
@@ -107,20 +106,6 @@ def is_loopback(peer: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def result_of(future: asyncio.Future[Any]) -> Any:
-    """A pending reply's result; a lost one (cancelled, or a bug) becomes a
-    ProtocolError the client can be told of."""
-    if future.cancelled():
-        raise InternalError(INTERNAL_ERROR)
-    exc = future.exception()
-    if exc is None:
-        return future.result()
-    if isinstance(exc, ProtocolError):
-        raise exc
-    log.error("internal error in a pending reply: %r", exc)
-    raise InternalError(INTERNAL_ERROR)
 
 
 class LineFrontEnd:

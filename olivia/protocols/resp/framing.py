@@ -1,0 +1,177 @@
+"""RESP requests, sans I/O: bytes in, commands (lists of byte strings) out.
+
+A client sends either a multibulk command (``*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n``,
+what every client library sends) or an inline command (``PING`` typed into
+``nc``: words split on spaces, ``"..."`` and ``'...'`` quoting as Redis
+reads it).  The framer keeps an incomplete command until the rest comes, and
+never holds more than its limits: a bulk string over ``max_bulk_bytes``, an
+inline line over it, or more than MAX_ARGS arguments is a protocol error.
+A protocol error ends the connection, as Redis does: :attr:`overflowed` is
+set, :attr:`error` says why, and the commands before it are still answered.
+"""
+
+from __future__ import annotations
+
+MAX_ARGS = 1 << 20  # as Redis: *N over this is an error
+_CRLF = b"\r\n"
+
+
+class RespFramer:
+    """Cuts a RESP byte stream into commands."""
+
+    __slots__ = ("_buffer", "error", "max_bulk_bytes", "overflowed")
+
+    def __init__(self, max_bulk_bytes: int) -> None:
+        self.max_bulk_bytes = max_bulk_bytes
+        self._buffer = b""
+        self.overflowed = False
+        self.error = ""
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        """The complete commands in what has come so far (empty inline lines
+        are skipped); after a protocol error, nothing more."""
+        if self.overflowed:
+            return []
+        buffer = self._buffer + data if self._buffer else data
+        commands: list[list[bytes]] = []
+        start = 0
+        end = len(buffer)
+        while start < end:
+            if buffer[start] == 42:  # '*': multibulk
+                command, after = self._multibulk(buffer, start)
+            else:
+                command, after = self._inline(buffer, start)
+            if after < 0:
+                break  # incomplete (or an error, with overflowed set)
+            start = after
+            if command:
+                commands.append(command)
+        self._buffer = b"" if self.overflowed else buffer[start:]
+        return commands
+
+    def _fail(self, why: str) -> tuple[list[bytes], int]:
+        self.overflowed = True
+        self.error = why
+        return [], -1
+
+    def _multibulk(self, buffer: bytes, start: int) -> tuple[list[bytes], int]:
+        line_end = buffer.find(_CRLF, start)
+        if line_end < 0:
+            if len(buffer) - start > 32:
+                return self._fail("invalid multibulk length")
+            return [], -1
+        count = _number(buffer[start + 1:line_end])
+        if count is None or count > MAX_ARGS:
+            return self._fail("invalid multibulk length")
+        position = line_end + 2
+        args: list[bytes] = []
+        limit = self.max_bulk_bytes
+        for _ in range(count):
+            if position >= len(buffer):
+                return [], -1
+            if buffer[position] != 36:  # '$'
+                return self._fail(f"expected '$', got '{chr(buffer[position])}'")
+            line_end = buffer.find(_CRLF, position)
+            if line_end < 0:
+                if len(buffer) - position > 32:
+                    return self._fail("invalid bulk length")
+                return [], -1
+            size = _number(buffer[position + 1:line_end])
+            if size is None or size > limit:
+                return self._fail("invalid bulk length")
+            data_start = line_end + 2
+            data_end = data_start + size
+            if data_end + 2 > len(buffer):
+                return [], -1
+            args.append(buffer[data_start:data_end])
+            position = data_end + 2
+        return args, position
+
+    def _inline(self, buffer: bytes, start: int) -> tuple[list[bytes], int]:
+        line_end = buffer.find(b"\n", start)
+        if line_end < 0:
+            if len(buffer) - start > self.max_bulk_bytes:
+                return self._fail("too big inline request")
+            return [], -1
+        line = buffer[start:line_end]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        words = split_inline(line)
+        if words is None:
+            return self._fail("unbalanced quotes in request")
+        return words, line_end + 1
+
+
+def _number(text: bytes) -> int | None:
+    """A non-negative decimal, or -1 (a null count: an empty command), else None."""
+    if text == b"-1":
+        return 0
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
+_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b",
+            ord("a"): b"\a"}
+
+
+def split_inline(line: bytes) -> list[bytes] | None:
+    """The words of an inline command, as Redis's sdssplitargs reads them:
+    spaces separate, ``"..."`` allows ``\\n``, ``\\xHH`` and ``\\"`` escapes,
+    ``'...'`` only ``\\'``; a closing quote must be followed by a space.
+    None for unbalanced quotes."""
+    words: list[bytes] = []
+    index, end = 0, len(line)
+    while True:
+        while index < end and line[index] in b" \t\n\r\v\f":
+            index += 1
+        if index >= end:
+            return words
+        word = bytearray()
+        quote = 0
+        while True:
+            if index >= end:
+                if quote:
+                    return None
+                break
+            byte = line[index]
+            if quote == 34:  # inside "..."
+                if byte == 92 and index + 3 < end + 0 and line[index + 1] == 120 and \
+                        _is_hex(line[index + 2:index + 4]):
+                    word.append(int(line[index + 2:index + 4], 16))
+                    index += 3
+                elif byte == 92 and index + 1 < end:
+                    index += 1
+                    word += _ESCAPES.get(line[index], bytes((line[index],)))
+                elif byte == 34:
+                    if index + 1 < end and line[index + 1] not in b" \t\n\r\v\f":
+                        return None
+                    quote = 0
+                    index += 1
+                    break
+                else:
+                    word.append(byte)
+            elif quote == 39:  # inside '...'
+                if byte == 92 and index + 1 < end and line[index + 1] == 39:
+                    index += 1
+                    word.append(39)
+                elif byte == 39:
+                    if index + 1 < end and line[index + 1] not in b" \t\n\r\v\f":
+                        return None
+                    quote = 0
+                    index += 1
+                    break
+                else:
+                    word.append(byte)
+            elif byte in b" \t\n\r\v\f":
+                break
+            elif byte in (34, 39) and not word:
+                quote = byte
+            else:
+                word.append(byte)
+            index += 1
+        words.append(bytes(word))
+
+
+def _is_hex(pair: bytes) -> bool:
+    return len(pair) == 2 and all(c in b"0123456789abcdefABCDEF" for c in pair)

@@ -26,6 +26,7 @@ DEADLINE = 10.0  # seconds any wait in a test may take before it fails
 # machine the interpreter's start can take seconds, so allow it more.
 START_DEADLINE = 30.0
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
+_RESP_LISTENING = re.compile(r"RESP listening on (\S+):(\d+)")
 
 
 class FakeClock:
@@ -161,6 +162,13 @@ class OliviaProcess:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"olivia exited with {self.proc.returncode}:\n{self.log()}")
         return _LISTENING.search(self.log())
+
+    @property
+    def resp_port(self) -> int:
+        """The port of the node's RESP listener (started with --resp-port)."""
+        match = wait_until(lambda: _RESP_LISTENING.search(self.log()), what="the RESP port")
+        assert isinstance(match, re.Match)
+        return int(match.group(2))
 
     def log(self) -> str:
         """Everything the node wrote to stderr (kept after close)."""

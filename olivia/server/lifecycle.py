@@ -85,7 +85,7 @@ class NodeServer:
                                  guard=self.guard)
         self.cluster.verbs.execute_here = self.line.execute_forwarded
         self.resp = RespProtocol(self.registry, self.stats, self.guard, config.max_line_bytes,
-                                 self.info_fields, self.store.volatile_count)
+                                 self.info_fields, self.store.volatile_count, self._redis_config)
         self.listeners = [Listener("line protocol", config.host, config.port,
                                    self.line.connection, _line_refusal, self.stats,
                                    config.max_clients, config.max_client_output_bytes,
@@ -165,6 +165,15 @@ class NodeServer:
             ("event_loop", self.event_loop_name),
             ("max_line_bytes", self.config.max_line_bytes),
         ]
+
+    def _redis_config(self) -> dict[bytes, bytes]:
+        """What RESP's CONFIG GET answers: settings under Redis's names."""
+        config = self.config
+        return {b"save": b"", b"appendonly": b"no", b"databases": b"1",
+                b"maxmemory": b"%d" % config.max_memory,
+                b"maxmemory-policy": config.eviction_policy.encode(),
+                b"maxclients": b"%d" % config.max_clients,
+                b"port": b"%d" % self.resp.port}
 
     def _command_fields(self) -> list[tuple[str, object]]:
         """keyspace_hits and _misses (keys GET found or not), and cmd_<verb>:

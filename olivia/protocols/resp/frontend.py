@@ -29,6 +29,7 @@ from olivia.core.errors import (
     ProtocolError,
     WrongPassError,
 )
+from olivia.core.glob import matches
 from olivia.core.registry import HOLDS_ALL, Registry
 from olivia.core.requests import (
     MAX_KEY_BYTES,
@@ -87,8 +88,10 @@ class RespProtocol:
 
     def __init__(self, registry: Registry, stats: Stats, guard: Guard, max_bulk_bytes: int,
                  info: Callable[[], Sequence[tuple[str, str]]],
-                 volatile_keys: Callable[[], int]) -> None:
+                 volatile_keys: Callable[[], int],
+                 config_values: Callable[[], dict[bytes, bytes]] | None = None) -> None:
         self.registry = registry
+        self.config_values = config_values or dict
         self.stats = stats
         self.guard = guard
         self.max_bulk_bytes = max_bulk_bytes
@@ -333,6 +336,17 @@ def _info(encoder: Encoder, command: RespCommand) -> bytes:
 def _doc(encoder: Encoder, command: RespCommand) -> bytes:
     return encoder.mapping([(b"summary", bulk(command.summary.encode())),
                             (b"since", bulk(b"1.0.0")), (b"group", bulk(b"generic"))])
+
+
+def _config(front: RespFrontEnd, args: list[bytes]) -> Reply:
+    """CONFIG GET of the few parameters tools read (redis-benchmark asks for
+    save and appendonly): the node's own settings under Redis's names."""
+    if args[0].upper() != b"GET" or len(args) < 2:
+        return error("ERR Olivia's CONFIG takes GET only (settings live in config.toml)")
+    values = front.protocol.config_values()
+    pairs = [(name, bulk(values[name])) for pattern in args[1:] for name in values
+             if matches(pattern.lower(), name)]
+    return front.encoder.mapping(pairs)
 
 
 def _info_command(front: RespFrontEnd, args: list[bytes]) -> Reply:
@@ -590,6 +604,8 @@ COMMANDS: dict[str, RespCommand] = dict([
     _entry("SELECT", 2, _select, "only database 0 exists"),
     _entry("CLIENT", -2, _client, "SETNAME, GETNAME, ID, SETINFO", writes=False),
     _entry("COMMAND", -1, _command, "the commands of this port (COUNT, DOCS, INFO)",
+           writes=False),
+    _entry("CONFIG", -3, _config, "GET of save, appendonly, maxmemory, ... (read only)",
            writes=False),
     _entry("INFO", -1, _info_command, "the node's fields, in Redis's sections", writes=False),
     _entry("DBSIZE", 1, _dbsize, "the live keys of the whole cluster", writes=False),

@@ -39,6 +39,7 @@ def info_text(fields: Sequence[tuple[str, str]], wanted: Sequence[str], port: in
     chosen = [s for s in SECTIONS
               if not wanted or set(wanted) & {"all", "everything", "default"} or s in wanted]
     lines: dict[str, list[str]] = {section: [] for section in SECTIONS}
+    lines["clients"].append("blocked_clients:0")  # no blocking commands
     lines["server"] += [f"redis_version:{compatibility}", f"olivia_version:{values['version']}",
                         "redis_mode:standalone", f"tcp_port:{port}",
                         f"run_id:{values['name']}"]

@@ -84,7 +84,8 @@ class NodeServer:
                                  config.max_line_bytes, config.max_peer_line_bytes,
                                  guard=self.guard)
         self.cluster.verbs.execute_here = self.line.execute_forwarded
-        self.resp = RespProtocol(self.registry, self.stats, self.guard, config.max_line_bytes,
+        self.resp = RespProtocol(self.registry, self.keyspace, self.stats, self.guard,
+                                 config.max_line_bytes,
                                  self.info_fields, self.store.volatile_count, self._redis_config)
         self.listeners = [Listener("line protocol", config.host, config.port,
                                    self.line.connection, _line_refusal, self.stats,
@@ -179,6 +180,9 @@ class NodeServer:
         """keyspace_hits and _misses (keys GET found or not), and cmd_<verb>:
         the requests of each client verb, whichever path answered them."""
         gets, sets, hits, misses = self.line.fast.counted()
+        resp = self.resp.fast
+        gets, sets = gets + resp.gets, sets + resp.sets
+        hits, misses = hits + resp.gets - resp.misses, misses + resp.misses
         calls = self.stats.calls
         fast = {"GET": gets, "SET": sets}
         return [("keyspace_hits", self.stats.keyspace_hits + hits),

@@ -47,8 +47,14 @@ def test_every_command_round_trips_however_the_stream_is_cut(
 def test_limits_and_malformed_headers_end_the_connection() -> None:
     for bad in (b"*x\r\n", b"*1\r\n+PING\r\n", b"*1\r\n$99999999\r\n", b"*99999999999\r\n",
                 b'GET "unbalanced\r\n', b"*1\r\n$-5\r\n"):
-        framer = RespFramer(LIMIT)
+        framer = RespFramer(LIMIT, fast=False)
         assert framer.feed(bad) == []
+        assert framer.overflowed and framer.error, bad
+    # hiredis takes a simple string or waits for a long bulk: what it refuses
+    # here, and the bound on what it waits for (the next test), end it too.
+    for bad in (b"*x\r\n", b"*1\r\n:5\r\n", b"*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n"):
+        framer = RespFramer(LIMIT)
+        framer.feed(bad)
         assert framer.overflowed and framer.error, bad
     framer = RespFramer(16)
     assert framer.feed(b"x" * 17) == [] and framer.overflowed  # an inline line over the limit
@@ -100,3 +106,34 @@ def test_any_command_gets_a_reply(name: str, args: list[bytes]) -> None:
             await node.shutdown()
 
     asyncio.run(run())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.binary(max_size=40), min_size=1, max_size=6), min_size=1,
+                max_size=6),
+       st.lists(st.integers(1, 50), min_size=1, max_size=20))
+def test_the_hiredis_path_and_the_pure_framer_agree(commands: list[list[bytes]],
+                                                    cuts: list[int]) -> None:
+    stream = b"".join(command(*args) for args in commands)
+    fast, pure = RespFramer(LIMIT), RespFramer(LIMIT, fast=False)
+    got_fast: list[list[bytes]] = []
+    got_pure: list[list[bytes]] = []
+    position = 0
+    for size in cuts * (len(stream) // sum(cuts) + 1):
+        got_fast += fast.feed(stream[position:position + size])
+        got_pure += pure.feed(stream[position:position + size])
+        position += size
+        if position >= len(stream):
+            break
+    assert got_fast == got_pure == commands
+
+
+def test_a_request_that_never_ends_is_bounded() -> None:
+    for fast in (True, False):
+        framer = RespFramer(1024, fast=fast)
+        framer.feed(b"*1000000\r\n")
+        for _ in range(400):
+            framer.feed(b"$1\r\na\r\n" * 100)
+        assert framer.overflowed, fast
+        framer = RespFramer(1024, fast=fast)
+        assert framer.feed(b"*1\r\n$2000\r\n" + b"x" * 2000 + b"\r\n") == [] and framer.overflowed

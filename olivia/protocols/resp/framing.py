@@ -12,26 +12,78 @@ set, :attr:`error` says why, and the commands before it are still answered.
 
 from __future__ import annotations
 
+from typing import Any
+
+import hiredis  # parses RESP in C, some 10x faster than the pure loop below
+
 MAX_ARGS = 1 << 20  # as Redis: *N over this is an error
 _CRLF = b"\r\n"
+#: Bytes a command may take beyond its bulk strings' limit (headers).
+_SLACK = 1 << 16
 
 
 class RespFramer:
     """Cuts a RESP byte stream into commands."""
 
-    __slots__ = ("_buffer", "error", "max_bulk_bytes", "overflowed")
+    __slots__ = ("_buffer", "_reader", "_unfinished", "error", "max_bulk_bytes", "overflowed")
 
-    def __init__(self, max_bulk_bytes: int) -> None:
+    def __init__(self, max_bulk_bytes: int, fast: bool = True) -> None:
         self.max_bulk_bytes = max_bulk_bytes
         self._buffer = b""
+        self._reader: Any = hiredis.Reader() if fast else None
+        # Bytes given to hiredis since its last complete command; -1 before
+        # the first read.
+        self._unfinished = -1
         self.overflowed = False
         self.error = ""
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         """The complete commands in what has come so far (empty inline lines
-        are skipped); after a protocol error, nothing more."""
-        if self.overflowed:
+        are skipped); after a protocol error, nothing more.
+
+        A connection whose first byte starts a multibulk command (every
+        client library's) is parsed by hiredis from then on; one that starts
+        with an inline command (typed into nc) by the pure loop below, which
+        takes both kinds.  So on the first kind an inline command is a
+        protocol error (Redis would take it): clients send one kind."""
+        if self.overflowed or not data:
             return []
+        reader = self._reader
+        if reader is not None and self._unfinished < 0:  # the first bytes decide
+            self._unfinished = 0
+            if data[0] != 42:
+                self._reader = reader = None
+        if reader is not None:
+            return self._parsed_by_hiredis(reader, data)
+        return self._framed(data)
+
+    def _parsed_by_hiredis(self, reader: Any, data: bytes) -> list[list[bytes]]:
+        limit = self.max_bulk_bytes
+        try:
+            reader.feed(data)
+            commands: list[list[bytes]] = []
+            while (command := reader.gets()) is not False:
+                if type(command) is not list or not all(type(a) is bytes for a in command):
+                    if command is None or command == []:
+                        continue  # a null or empty array: no command
+                    self._fail("expected '*' and bulk strings")
+                    return commands
+                if max(map(len, command)) > limit:
+                    self._fail("invalid bulk length")
+                    return commands
+                commands.append(command)
+        except hiredis.ProtocolError as exc:
+            self._fail(str(exc) or "invalid multibulk request")
+            return []
+        # What is held for a command not complete yet is bounded, as the
+        # pure framer's buffer is (a bulk over the limit, still coming).
+        self._unfinished = 0 if commands else self._unfinished + len(data)
+        if self._unfinished > limit + _SLACK:
+            self._fail("too big request")
+            return []
+        return commands
+
+    def _framed(self, data: bytes) -> list[list[bytes]]:
         buffer = self._buffer + data if self._buffer else data
         commands: list[list[bytes]] = []
         start = 0
@@ -47,6 +99,9 @@ class RespFramer:
             if command:
                 commands.append(command)
         self._buffer = b"" if self.overflowed else buffer[start:]
+        if len(self._buffer) > self.max_bulk_bytes + _SLACK:
+            self._fail("too big request")
+            self._buffer = b""
         return commands
 
     def _fail(self, why: str) -> tuple[list[bytes], int]:

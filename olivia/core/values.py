@@ -26,7 +26,9 @@ ESCAPE = 1
 PLAIN_FLAGS = b"\x00"
 ESCAPE_FLAGS = b"\x01"
 
-_NEEDS_ESCAPE = re.compile(rb"[%,:\r\n]").search
+#: The search for a byte a text front end escapes (None: the value is plain).
+NEEDS_ESCAPE = re.compile(rb"[%,:\r\n]").search
+_NEEDS_ESCAPE = NEEDS_ESCAPE
 
 
 def flags_for(value: bytes) -> bytes:

@@ -19,7 +19,7 @@ from olivia.core.errors import ProtocolError
 from olivia.core.keyspace import Keyspace
 from olivia.core.registry import HOLDS_NOTHING
 from olivia.core.requests import MAX_KEY_BYTES
-from olivia.core.values import HEADER_BYTES
+from olivia.core.values import HEADER_BYTES, NEEDS_ESCAPE
 from olivia.protocols.frontend import Pending, result_of
 from olivia.protocols.resp.replies import NIL2, NIL3, OK, error_of
 
@@ -31,6 +31,8 @@ class RespFastPath:
         self._keyspace = keyspace
         self._get_stored = keyspace.get_stored
         self._limit = keyspace.max_reply_bytes
+        self._set_plain = keyspace.set_plain
+        self._set_pairs = keyspace.set_pairs
         self.gets = self.sets = self.misses = 0  # what INFO counts (cmd_get...)
         handlers: dict[bytes, Callable[[list[bytes], bool], bytes | Pending | None]] = {
             b"GET": self.get, b"SET": self.set}
@@ -64,7 +66,11 @@ class RespFastPath:
         key = frame[1]
         if not 0 < len(key) <= MAX_KEY_BYTES:
             return None
-        acked = self._keyspace.set_pairs(((key, frame[2]),))
+        value = frame[2]
+        # A value with no byte the line protocol escapes takes the store's
+        # plain path (one header per batch), as the line fast path's SETs do.
+        acked = (self._set_plain if NEEDS_ESCAPE(value) is None else self._set_pairs)(
+            ((key, value),))
         self.sets += 1
         if acked is None:
             return OK

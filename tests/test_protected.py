@@ -52,3 +52,20 @@ def test_with_a_password_clients_off_the_machine_authenticate() -> None:
         replies = b.talk(PORT, ["GET k", "AUTH pw", "SET k:v", "GET k"], to=a)
         assert replies[0].startswith(":ERR NOAUTH")
         assert replies[1:] == [":AUTHED", ":SAT k:v", ":GOT k:v"]
+
+
+RESP_PORT = 6380
+
+
+def test_the_resp_port_has_the_same_protected_mode_and_password() -> None:
+    with two_hosts() as (a, b), node_in(a, "", "--name", "a", "--resp-port",
+                                        str(RESP_PORT)):
+        (reply,) = b.talk(RESP_PORT, ["GET k"], to=a)  # an inline command, as typed into nc
+        assert reply.startswith("-DENIED protected mode") and "auth.password" in reply
+    toml = '[auth]\npassword = "pw"\n'
+    with two_hosts() as (a, b), node_in(a, toml, "--name", "a", "--resp-port",
+                                        str(RESP_PORT)):
+        replies = b.talk(RESP_PORT, ["GET k", "AUTH wrong", "AUTH pw", "SET k v", "EXISTS k"],
+                         to=a)
+        assert replies[0].startswith("-NOAUTH") and replies[1].startswith("-WRONGPASS")
+        assert replies[2:] == ["+OK", "+OK", ":1"]

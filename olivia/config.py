@@ -122,6 +122,9 @@ class Config:
     resp_port: int = _setting(-1, "also speak RESP (any Redis client) on this port, over the "
                               "same data; -1 = off, 0 = any free port", "int", min=-1,
                               max=65535, table="resp")
+    http_port: int = _setting(-1, "also serve HTTP (the key API, /metrics, /health) on this "
+                              "port; -1 = off, 0 = any free port", "int", min=-1, max=65535,
+                              table="http")
     max_memory: int = _setting(0, "bytes of data this node keeps at most (512mb-style units "
                                "allowed); 0 = no limit", "size", min=0, max=1 << 50)
     eviction_policy: str = _setting("noeviction", "at max_memory: noeviction (writes get ERR "

@@ -52,6 +52,8 @@ from olivia.core.slots import slot_of
 from olivia.core.tasks import TaskSet
 from olivia.observe.stats import Stats
 from olivia.protocols.line.peer import disconnect_payload, peer_line
+from olivia.protocols.line.replies import decode_fields
+from olivia.protocols.line.requests import request_line
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +210,26 @@ class Cluster:
 
     def count_elsewhere(self) -> Awaitable[int] | None:
         return self.forwarding.count_elsewhere()
+
+    async def peer_infos(self, timeout: float = 1.0) -> list[dict[str, Any]]:
+        """Every peer known, its state and address, and the INFO fields of
+        those alive (asked over their links; None if one does not answer)."""
+        peers = list(self.membership.peers.values())
+        links = self.table.links
+
+        async def info_of(name: str) -> dict[str, str] | None:
+            link = links.get(name)
+            if link is None:
+                return None
+            try:
+                reply = await link.request(lambda tag: request_line(b"INFO", b"", tag), timeout)
+            except OliviaError:
+                return None
+            return dict(decode_fields(reply.payload))
+
+        infos = await asyncio.gather(*(info_of(peer.name) for peer in peers))
+        return [{"name": peer.name, "address": peer.address_text, "state": peer.state.value,
+                 "info": info} for peer, info in zip(peers, infos, strict=True)]
 
     # -- INFO -------------------------------------------------------------------
 

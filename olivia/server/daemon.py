@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resp-port", metavar="P",
                         help="also speak RESP (Redis clients) on port P (default: off; 0 "
                              "picks a free one)")
+    parser.add_argument("--http-port", metavar="P",
+                        help="also serve HTTP (key API, /metrics, /health) on port P "
+                             "(default: off; 0 picks a free one)")
     parser.add_argument("--peers", metavar="H:P[,H:P...]", help="seed peers to join")
     parser.add_argument("--name", metavar="NAME", help="node name (default HOST:PORT)")
     parser.add_argument("--advertise", metavar="H:P",
@@ -78,6 +81,9 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         flags["auth.password"] = args.requirepass
     if args.port is not None:
         flags["port"] = int(args.port) if args.port.strip().isdigit() else args.port
+    if args.http_port is not None:
+        flags["http.port"] = (int(args.http_port) if args.http_port.strip().isdigit()
+                              else args.http_port)
     if args.resp_port is not None:
         flags["resp.port"] = (int(args.resp_port) if args.resp_port.strip().isdigit()
                               else args.resp_port)
@@ -191,6 +197,8 @@ async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
              os.getpid())
     if node.resp.port:
         log.info("RESP listening on %s:%d", host, node.resp.port)
+    if node.http is not None:
+        log.info("HTTP listening on %s:%d", host, node.http.port)
     _warn_if_exposed(config, host, node.guard.has_password)
     try:
         await signals.stop.wait()

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import time
+from typing import TYPE_CHECKING
 
 from olivia import __version__
 from olivia.cluster.bloom import BloomFilter
@@ -38,6 +39,9 @@ from olivia.protocols.resp.frontend import RespProtocol
 from olivia.protocols.resp.replies import error as resp_error
 from olivia.server.addresses import WILDCARDS, advertised_address
 from olivia.server.listener import Listener
+
+if TYPE_CHECKING:
+    from olivia.server.http_listener import HttpListener
 from olivia.server.tls import peer_context, server_context
 
 log = logging.getLogger(__name__)
@@ -96,11 +100,29 @@ class NodeServer:
                 "RESP", config.host, config.resp_port, self.resp.connection, _resp_refusal,
                 self.stats, config.max_clients, config.max_client_output_bytes,
                 server_context(config)))
+        self.http = self._http_listener(config)
         self.event_loop_name = "none"
         for source in (self._node_fields, self._store_fields, self.stats.info_fields,
                        self.own_filter.info_fields, self.cluster.info_fields,
                        self._command_fields):
             self.info.add(source)
+
+    def _http_listener(self, config: Config) -> HttpListener | None:
+        """The HTTP port, when configured (aiohttp is imported only then)."""
+        if config.http_port < 0:
+            return None
+        from olivia.protocols.http.app import HttpFrontEnd
+        from olivia.server.http_listener import HttpListener
+        front = HttpFrontEnd(self.registry, self.guard, self.stats, self.info_fields,
+                             self.cluster_nodes)
+        return HttpListener(front, config.host, config.http_port, server_context(config))
+
+    async def cluster_nodes(self) -> list[dict[str, object]]:
+        """This node and every peer it knows, with the INFO fields of those
+        that answer (HTTP ``/v1/cluster``)."""
+        me = {"name": self.name, "address": self.advertise, "state": "self",
+              "info": dict(self.info_fields())}
+        return [me, *await self.cluster.peer_infos(self.config.lookup_timeout)]
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -113,6 +135,8 @@ class NodeServer:
         host, port = self.listeners[0].host, self.listeners[0].port
         if len(self.listeners) > 1:
             self.resp.port = self.listeners[1].port
+        if self.http is not None:
+            await self.http.start()
         advertise = advertised_address(host, port, self.config.advertise)
         self.name = self.config.name or (f"{host}:{port}" if host not in WILDCARDS else advertise)
         loop = asyncio.get_running_loop()
@@ -135,6 +159,8 @@ class NodeServer:
             listener.stop_accepting()
         await asyncio.gather(*(listener.drain(self.config.shutdown_timeout)
                                for listener in self.listeners))
+        if self.http is not None:
+            await self.http.stop(self.config.shutdown_timeout)
         await self.cluster.hand_over(self.config.cluster_leave_timeout)
         await self.cluster.stop()
         self.expiry.stop()

@@ -1,0 +1,1 @@
+"""The HTTP port (aiohttp): a native key API, metrics, health."""

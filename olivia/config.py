@@ -134,6 +134,16 @@ class Config:
                                             "not read them, at most; then it is not read "
                                             "from until it catches up", "size",
                                             min=1 << 16, max=1 << 40)
+    cluster_discovery: str = _setting("static", "how peers are found besides --peers: static, "
+                                      "dns:NAME:PORT (every address NAME resolves to) or "
+                                      "file:PATH (a HOST:PORT a line)", "discovery",
+                                      table="cluster")
+    cluster_discovery_interval: float = _setting(5.0, "seconds between resolutions of "
+                                                 "cluster.discovery", "float", min=0.05,
+                                                 max=3600.0, table="cluster")
+    cluster_dns_server: str = _setting("", "HOST:PORT of the DNS server dns: discovery asks; "
+                                       "empty = the system's resolver", "address",
+                                       table="cluster")
     cluster_leave_timeout: float = _setting(60.0, "seconds a leaving node may spend handing "
                                             "its keys over before it exits", "float",
                                             min=0.0, max=3600.0, table="cluster")
@@ -194,6 +204,7 @@ def _describe(spec: dataclasses.Field[Any]) -> str:
         "bool": "true or false",
         "size": f"a number of bytes from {lo} to {hi}, or a size such as \"512mb\"",
         "policy": "one of " + ", ".join(EVICTION_POLICIES),
+        "discovery": "static, dns:NAME:PORT or file:PATH",
     }[check]
 
 
@@ -215,6 +226,15 @@ def _is_address(value: object) -> bool:
         return False
     host, sep, port = value.rpartition(":")
     return bool(sep and host and port.isdigit() and 0 < int(port) <= 65535)
+
+
+def _is_discovery(value: str) -> bool:
+    kind, _, rest = value.partition(":")
+    if kind == "static":
+        return not rest
+    if kind == "dns":
+        return _is_address(rest)
+    return kind == "file" and bool(rest) and "\n" not in rest and "\0" not in rest
 
 
 def _check(spec: dataclasses.Field[Any], value: Any, source: str) -> Any:
@@ -249,6 +269,8 @@ def _check(spec: dataclasses.Field[Any], value: Any, source: str) -> Any:
         value = size if ok else value
     elif check == "policy":
         ok = value in EVICTION_POLICIES
+    elif check == "discovery":
+        ok = isinstance(value, str) and _is_discovery(value)
     if not ok:
         table = spec.metadata.get("table")
         shown = f"{table}.{spec.name.removeprefix(table + '_')}" if table else spec.name

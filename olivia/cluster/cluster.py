@@ -31,6 +31,7 @@ from typing import Any
 
 from olivia.cluster.detector import FailureDetector
 from olivia.cluster.dialer import Dialer, PeerSecurity
+from olivia.cluster.discovery import Discovery
 from olivia.cluster.forwarding import Forwarding
 from olivia.cluster.gossip import Gossip
 from olivia.cluster.membership import Membership, PeerState, Timing
@@ -75,6 +76,7 @@ class Cluster:
         self.table = PeerTable(self.membership)
         self.tasks = TaskSet("cluster")
         self.dialer = Dialer(config, self.table, self.tasks, security)
+        self.discovery = Discovery(config, self.dialer.discovered, self.tasks)
         self.detector = FailureDetector(self.table, self.dialer, self.tasks,
                                         config.forget_after)
         self.detector.after_tick = self.members_changed
@@ -120,6 +122,7 @@ class Cluster:
         self.placement.me = name
         self.placement.update(())
         self.dialer.start(me)
+        self.discovery.start()
         self.detector.start()
         self.gossip.start(name)
         self.sync.start()
@@ -155,6 +158,7 @@ class Cluster:
     async def stop(self, timeout: float = 0.5) -> None:
         """Tell every peer we are leaving, then stop all cluster traffic."""
         self.dialer.running = self.detector.running = self.gossip.running = False
+        self.discovery.running = False
         self.sync.running = self.router.running = False
         alive = self.table.alive_linked()
         if alive and self.name:

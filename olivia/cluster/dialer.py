@@ -101,6 +101,20 @@ class Dialer:
     def exchange_with(self, name: str) -> None:
         self._tasks.spawn(self._exchange_peers(name), f"peer exchange with {name}")
 
+    def discovered(self, address: str) -> None:
+        """An address discovery found (olivia.cluster.discovery): dialled once
+        unless it is ours, known alive, or being dialled; the next resolution
+        tries again if it does not answer."""
+        if address == self.me.address or address in self._dialing or not self.running:
+            return
+        try:
+            known = self._table.membership.by_address(parse_address(address))
+        except ValueError:
+            return
+        if known is None or known.state in (PeerState.DOWN, PeerState.LEFT):
+            self._dialing.add(address)
+            self._tasks.spawn(self._connect_once(address), f"dial discovered {address}")
+
     def seeds_unreachable(self) -> int:
         """Seeds whose last dial failed (INFO ``seeds_unreachable``)."""
         return len(self._unreachable)

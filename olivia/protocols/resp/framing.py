@@ -193,7 +193,7 @@ def split_inline(line: bytes) -> list[bytes] | None:
                 break
             byte = line[index]
             if quote == 34:  # inside "..."
-                if byte == 92 and index + 3 < end + 0 and line[index + 1] == 120 and \
+                if byte == 92 and index + 3 < end and line[index + 1] == 120 and \
                         _is_hex(line[index + 2:index + 4]):
                     word.append(int(line[index + 2:index + 4], 16))
                     index += 3

@@ -17,6 +17,7 @@ so its contract with a front end is small:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -127,3 +128,12 @@ def result_of(future: asyncio.Future[Any]) -> Any:
         raise exc
     log.error("internal error in a pending reply: %r", exc)
     raise InternalError(INTERNAL_ERROR)
+
+
+def is_loopback(peer: str) -> bool:
+    """Whether ``host:port`` is on this machine's loopback (127.0.0.0/8, ::1)."""
+    host = peer.rpartition(":")[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from olivia import __version__
 from olivia.config import Config, ConfigError, load
-from olivia.protocols.line.frontend import is_loopback
+from olivia.protocols.frontend import is_loopback
 from olivia.server.addresses import NoRoutableAddress
 from olivia.server.lifecycle import NodeServer
 

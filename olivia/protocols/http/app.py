@@ -50,7 +50,7 @@ from olivia.core.session import Guard, Session
 from olivia.core.values import HEADER_BYTES
 from olivia.observe.metrics import metrics_text
 from olivia.observe.stats import Stats
-from olivia.protocols.line.frontend import is_loopback
+from olivia.protocols.frontend import is_loopback
 
 #: HTTP status of each core error code (the others: 400).
 STATUS = {ErrorCode.NOAUTH: 401, ErrorCode.WRONGPASS: 401, ErrorCode.DENIED: 403,

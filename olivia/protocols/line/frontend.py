@@ -10,7 +10,6 @@ turned out to be a peer).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +20,15 @@ from olivia.core.registry import Registry
 from olivia.core.requests import Admitted, Bye, Payload, Request
 from olivia.core.session import Guard, Session
 from olivia.observe.stats import Stats
-from olivia.protocols.frontend import BLOCKED, INTERNAL_ERROR, NO_REPLY, Final, Pending, result_of
+from olivia.protocols.frontend import (
+    BLOCKED,
+    INTERNAL_ERROR,
+    NO_REPLY,
+    Final,
+    Pending,
+    is_loopback,
+    result_of,
+)
 from olivia.protocols.line.fastpath import FastPath
 from olivia.protocols.line.framing import LineFramer
 from olivia.protocols.line.parser import LineParser
@@ -97,15 +104,6 @@ def pending_bytes(future: asyncio.Future[bytes]) -> bytes:
         return result_of(future)  # type: ignore[no-any-return]
     except ProtocolError as exc:
         return error_line(exc.message, exc.tag)
-
-
-def is_loopback(peer: str) -> bool:
-    """Whether ``host:port`` is on this machine's loopback (127.0.0.0/8, ::1)."""
-    host = peer.rpartition(":")[0].strip("[]")
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class LineFrontEnd:

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ from olivia.protocols.frontend import (
     INTERNAL_ERROR,
     Final,
     Pending,
+    is_loopback,
     result_of,
 )
 from olivia.protocols.line.escaping import show
@@ -103,7 +105,6 @@ class RespProtocol:
         self.port = 0  # set once bound (INFO's tcp_port)
 
     def connection(self, peer: str = "?", tls_verified: bool = False) -> RespFrontEnd:
-        from olivia.protocols.line.frontend import is_loopback
         return RespFrontEnd(self, self.guard.session(peer, is_loopback(peer), tls_verified))
 
 
@@ -484,7 +485,6 @@ class _SetOptions:
 
 
 def _seconds(unit: bytes, number: int) -> float:
-    import time
     if unit == b"EX":
         return float(number)
     if unit == b"PX":

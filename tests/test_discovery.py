@@ -4,6 +4,7 @@ test's own on loopback (dnslib), adding and then removing a node."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -44,6 +45,16 @@ def test_file_discovery_picks_up_an_edited_file(tmp_path: Path) -> None:
         listing.write_text("not an address\n")
         wait_until(lambda: "not HOST:PORT" in b.log(), what="the bad line to be reported")
         assert peers_of(b) == 1  # a vanished address is left to the failure detector
+
+
+def test_sigusr1_resolves_discovery_at_once(tmp_path: Path) -> None:
+    listing = tmp_path / "peers.txt"
+    listing.write_text("")
+    toml = f'[cluster]\ndiscovery = "file:{listing}"\ndiscovery_interval = 3600\n'
+    with started("--name", "a") as a, started("--name", "b", *config_flag(tmp_path, toml)) as b:
+        listing.write_text(f"127.0.0.1:{a.port}\n")
+        b.signal(signal.SIGUSR1)  # else the next look would be in an hour
+        wait_until(lambda: peers_of(a) == 1 and peers_of(b) == 1, what="b to join a")
 
 
 class _Answers(BaseResolver):  # type: ignore[misc]

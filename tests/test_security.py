@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 import zlib
@@ -213,6 +214,31 @@ def test_nodes_with_a_password_and_no_secret_prove_the_password(tmp_path: Path) 
         with running_node("--name", "c", "--peers", f"127.0.0.1:{a.port}") as c:
             wait_until(lambda: "not joining a" in c.log(), what="c, with no password, to "
                        "refuse a")
+
+
+def test_sigusr1_rereads_a_rotated_password_file(tmp_path: Path) -> None:
+    """systemd's ExecReload: a rotated credential takes effect for new
+    connections; a reload that cannot read the file changes nothing."""
+    password_file = tmp_path / "pw"
+    password_file.write_text("first\n")
+    flags = config_flag(tmp_path, f'[auth]\npassword_file = "{password_file}"\n')
+    with running_node(*flags) as node, node.client() as before:
+        assert before.request("AUTH first") == b":AUTHED"
+        password_file.write_text("second\n")
+        node.signal(signal.SIGUSR1)
+        wait_until(lambda: "SIGUSR1 received: password re-read" in node.log(),
+                   what="the reload")
+        with node.client() as after:
+            assert after.request("AUTH first").startswith(b":ERR WRONGPASS")
+            assert after.request("AUTH second") == b":AUTHED"
+        assert before.request("PING") == b":PONG"  # authenticated connections stay so
+        password_file.unlink()
+        node.signal(signal.SIGUSR1)
+        wait_until(lambda: "reload failed, settings unchanged" in node.log(),
+                   what="the failed reload")
+        with node.client() as later:
+            assert later.request("AUTH second") == b":AUTHED"
+        assert node.proc is not None and node.proc.poll() is None
 
 
 def test_an_unreadable_password_file_is_a_config_error(tmp_path: Path) -> None:

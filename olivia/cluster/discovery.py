@@ -17,6 +17,7 @@ loopback).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -40,6 +41,7 @@ class Discovery:
         self._last_error = ""
         self.addresses: list[str] = []  # what the last resolution found
         self.running = False
+        self._woken = asyncio.Event()
 
     def start(self) -> None:
         if self.kind == "static":
@@ -57,7 +59,14 @@ class Discovery:
             else:
                 for address in self.addresses:
                     self._found(address)
-            await asyncio.sleep(self._config.cluster_discovery_interval)
+            with contextlib.suppress(TimeoutError):  # the interval is up
+                await asyncio.wait_for(self._woken.wait(),
+                                       self._config.cluster_discovery_interval)
+            self._woken.clear()
+
+    def wake(self) -> None:
+        """Resolve again now rather than at the next interval (a reload)."""
+        self._woken.set()
 
     def _complain(self, why: str) -> None:
         """Log a failed resolution once per distinct reason (it is retried)."""

@@ -80,6 +80,12 @@ class Guard:
     def has_password(self) -> bool:
         return self._digest is not None
 
+    def change_password(self, password: str) -> None:
+        """A new password (a reload): it is asked of connections opened from now
+        on; those already authenticated stay so, as with Redis's CONFIG SET
+        requirepass."""
+        self._digest = hashlib.sha256(password.encode()).digest() if password else None
+
     def session(self, where: str, loopback: bool, tls_verified: bool = False) -> Session:
         protected = self.protected_mode and self._digest is None and not loopback
         return Session(where, loopback, self._digest is None and not protected, protected,

@@ -127,6 +127,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 # SIGHUP too: closing the terminal that runs a node must stop it like
 # SIGTERM (leave the cluster, drain, exit 0), not kill it without a word.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: Re-read what can change while running (NodeServer.reload): systemd's
+#: ExecReload sends it.  Not SIGHUP, which stops the node (above).
+RELOAD_SIGNAL = signal.SIGUSR1
 
 
 def plural(count: int, noun: str) -> str:
@@ -138,12 +141,24 @@ class _Signals:
     """SIGTERM, SIGINT or SIGHUP: the first asks for a graceful stop, a second
     one (impatience, or a stuck drain) for an exit now."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, reload: Callable[[], None]) -> None:
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
         self._loop = loop
+        self._reload = reload
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._received, signum)
+        loop.add_signal_handler(RELOAD_SIGNAL, self._reloading)
+
+    def _reloading(self) -> None:
+        try:
+            self._reload()
+        except ConfigError as exc:
+            log.error("%s received: reload failed, settings unchanged: %s",
+                      RELOAD_SIGNAL.name, exc)
+        else:
+            log.info("%s received: password re-read, discovery resolving now",
+                     RELOAD_SIGNAL.name)
 
     def _received(self, signum: int) -> None:
         if not self.stop.is_set():
@@ -155,7 +170,7 @@ class _Signals:
             self.force.set()
 
     def close(self) -> None:
-        for signum in STOP_SIGNALS:
+        for signum in (*STOP_SIGNALS, RELOAD_SIGNAL):
             self._loop.remove_signal_handler(signum)
 
 
@@ -191,7 +206,7 @@ async def serve(config: Config, name_filter: _NodeNameFilter) -> int:
         print(f"olivia: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     name_filter.node_name = node.name
-    signals = _Signals(asyncio.get_running_loop())
+    signals = _Signals(asyncio.get_running_loop(), node.reload)
     log.info("olivia %s listening on %s:%d as %s, advertising %s (event loop: %s, pid %d)",
              __version__, host, port, node.name, node.advertise, node.event_loop_name,
              os.getpid())

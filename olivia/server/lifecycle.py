@@ -148,6 +148,13 @@ class NodeServer:
         self.advertise = advertise
         return host, port
 
+    def reload(self) -> None:
+        """SIGUSR1 (systemd's ExecReload): read the password again (a rotated
+        auth.password_file or credential) and resolve discovery now.  Raises
+        ConfigError if the password file cannot be read; nothing changes then."""
+        self.guard.change_password(self.config.password())
+        self.cluster.discovery.wake()
+
     @property
     def connections(self) -> int:
         return sum(len(listener.connections) for listener in self.listeners)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -146,6 +147,32 @@ def test_health_and_metrics(http: Http, node: OliviaProcess) -> None:
     assert families["olivia_cmd_get"].samples[0].value >= 1
     (info,) = families["olivia_info"].samples
     assert info.labels["event_loop"] in ("uvloop", "asyncio")
+
+
+def test_metrics_has_a_latency_histogram_per_port_and_verb() -> None:
+    with running_node("--http-port", "0", "--resp-port", "0") as fresh, \
+            fresh.client() as client:
+        for number in range(5):  # one request a read: each one is timed
+            assert client.request(f"SET lat{number}:v").startswith(b":SAT")
+        for _ in range(3):
+            assert client.request("INCR hits").startswith(b":INCRED")
+        with socket.create_connection(("127.0.0.1", fresh.resp_port), timeout=DEADLINE) as resp:
+            resp.sendall(b"*2\r\n$3\r\nGET\r\n$4\r\nlat0\r\n")
+            assert resp.recv(64) == b"$1\r\nv\r\n"
+        http = Http(fresh)
+        http("GET", "/v1/keys/lat1")
+        _, _, body = http("GET", "/metrics")
+    (family,) = [f for f in text_string_to_metric_families(body.decode())
+                 if f.name == "olivia_request_duration_seconds"]
+    assert family.type == "histogram"
+    counts = {(s.labels["port"], s.labels["verb"]): s.value
+              for s in family.samples if s.name.endswith("_count")}
+    assert counts == {("line", "SET"): 5, ("line", "INCR"): 3, ("resp", "GET"): 1,
+                      ("http", "GET"): 1}
+    buckets = [s for s in family.samples if s.name.endswith("_bucket")
+               and s.labels["verb"] == "SET"]
+    assert [s.value for s in buckets] == sorted(s.value for s in buckets)
+    assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == 5
 
 
 def test_cluster_lists_every_node() -> None:

@@ -367,9 +367,13 @@ class BloomFilter:
                 return False
         return True
 
+    def fill(self) -> float:
+        """The fraction of bits set, 0..1."""
+        return self._bitarray.count() / self._bits
+
     def fp_estimate(self) -> float:
         """Current false-positive estimate: (fraction of bits set) ** k."""
-        return (self._bitarray.count() / self._bits) ** self._hashes
+        return self.fill() ** self._hashes
 
     # -- refresh and growth: rebuilding the bits from the held keys -----------
 

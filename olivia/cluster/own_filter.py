@@ -101,10 +101,12 @@ class OwnFilter:
 
     def info_fields(self) -> list[tuple[str, object]]:
         bloom = self.bloom
+        fill = bloom.fill()
         return [
             ("bloom_bits", bloom.bits),
             ("bloom_hashes", bloom.hashes),
-            ("bloom_fp_estimate", f"{bloom.fp_estimate():.6f}"),
+            ("bloom_fp_estimate", f"{fill ** bloom.hashes:.6f}"),
+            ("bloom_fill", f"{fill:.6f}"),
             ("bloom_keys", bloom.count),
             ("bloom_version", bloom.version),
         ]

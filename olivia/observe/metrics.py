@@ -5,6 +5,10 @@ Every numeric INFO field becomes a metric named ``olivia_<field>`` with a
 ``node`` label: monotonic counts (requests, connections, keys expired...) as
 counters (``olivia_<field>_total``), the rest as gauges; the text fields
 (version, event loop, eviction policy) as labels of ``olivia_info``.
+
+Request latency is ``olivia_request_duration_seconds``, a histogram per
+``port`` (line, resp, http, peer) and ``verb`` (olivia.observe.latency says
+what is timed).
 """
 
 from __future__ import annotations
@@ -12,8 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+
+from olivia.observe.latency import Latencies
 
 #: INFO fields that only grow while the node runs.
 COUNTERS = frozenset({
@@ -27,8 +38,9 @@ TEXT = ("version", "event_loop", "eviction_policy")
 
 
 class _InfoCollector(Collector):
-    def __init__(self, fields: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, fields: Sequence[tuple[str, str]], latencies: Latencies) -> None:
         self._fields = fields
+        self._latencies = latencies
 
     def collect(self) -> Iterator[Metric]:
         values = dict(self._fields)
@@ -49,6 +61,17 @@ class _InfoCollector(Collector):
                 family = GaugeMetricFamily(f"olivia_{name}", _help(name), labels=["node"])
             family.add_metric([node], number)  # type: ignore[attr-defined]
             yield family
+        yield self._durations(node)
+
+    def _durations(self, node: str) -> Metric:
+        family = HistogramMetricFamily(
+            "olivia_request_duration_seconds",
+            "time from a request reaching the command core to its reply being ready",
+            labels=["node", "port", "verb"])
+        for (port, verb), histogram in sorted(self._latencies.histograms.items()):
+            buckets = [(_bound(bound), count) for bound, count in histogram.cumulative()]
+            family.add_metric([node, port, verb], buckets, histogram.total)
+        return family
 
 
 def _help(name: str) -> str:
@@ -57,8 +80,13 @@ def _help(name: str) -> str:
     return f"INFO field {name} (docs/protocol.md section 5)"
 
 
-def metrics_text(fields: Sequence[tuple[str, str]]) -> bytes:
-    """The Prometheus text exposition of ``fields`` (one node's INFO)."""
+def _bound(seconds: float) -> str:
+    return "+Inf" if seconds == float("inf") else repr(seconds)
+
+
+def metrics_text(fields: Sequence[tuple[str, str]], latencies: Latencies) -> bytes:
+    """The Prometheus text exposition of ``fields`` (one node's INFO) and of
+    its request latencies."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_InfoCollector(fields))
+    registry.register(_InfoCollector(fields, latencies))
     return generate_latest(registry)

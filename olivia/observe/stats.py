@@ -1,5 +1,6 @@
 """Counters behind INFO, and the process's resident memory (the lowest layer:
-every other one increments these, and this imports nothing of Olivia)."""
+every other one increments these, and this imports nothing of Olivia but
+the latency histograms beside it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import resource
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+
+from olivia.observe.latency import Latencies
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Stats:
     keyspace_hits: int = 0
     keyspace_misses: int = 0
     calls: Counter[str] = field(default_factory=Counter)
+    latencies: Latencies = field(default_factory=Latencies)
 
     def info_fields(self) -> list[tuple[str, object]]:
         return [

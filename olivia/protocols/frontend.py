@@ -20,9 +20,11 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, Protocol
 
 from olivia.core.errors import InternalError, ProtocolError
+from olivia.observe.latency import Latencies
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,17 @@ class Pending:
 
     def reply(self) -> bytes:
         return self.finish(self.future)
+
+
+def timed(latencies: Latencies, port: str, verb: str, began: float, outcome: object) -> None:
+    """Put the time since ``began`` in ``verb``'s histogram, now or, for an
+    outcome that waits (a future, a Pending reply), once it is done."""
+    future = outcome.future if type(outcome) is Pending else outcome
+    if isinstance(future, asyncio.Future):
+        future.add_done_callback(
+            lambda _: latencies.observe(port, verb, perf_counter() - began))
+    elif outcome is not None:  # None: the fast path declined it
+        latencies.observe(port, verb, perf_counter() - began)
 
 
 class Framer(Protocol):

@@ -9,7 +9,8 @@ Routes (docs/http.md):
 * ``POST /v1/counters/{key}?by=n``: INCR;
 * ``GET /v1/cluster``: every node of the cluster and its figures;
 * ``GET /metrics``: the INFO fields in Prometheus's text format;
-* ``GET /health``: 200 while the node serves, with its peer count.
+* ``GET /health``: 200 while the node serves, with its peer count;
+* ``GET /``: the admin page (``admin.html``).
 
 Keys in paths are percent-encoded bytes (``/v1/keys/a%2Fb``, ``%00``...),
 read from the raw path, so any key round-trips.  The password is the line
@@ -22,7 +23,9 @@ import base64
 import binascii
 import hashlib
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from importlib import resources
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -50,7 +53,7 @@ from olivia.core.session import Guard, Session
 from olivia.core.values import HEADER_BYTES
 from olivia.observe.metrics import metrics_text
 from olivia.observe.stats import Stats
-from olivia.protocols.frontend import is_loopback
+from olivia.protocols.frontend import is_loopback, timed
 
 #: HTTP status of each core error code (the others: 400).
 STATUS = {ErrorCode.NOAUTH: 401, ErrorCode.WRONGPASS: 401, ErrorCode.DENIED: 403,
@@ -59,6 +62,10 @@ STATUS = {ErrorCode.NOAUTH: 401, ErrorCode.WRONGPASS: 401, ErrorCode.DENIED: 403
           ErrorCode.NOT_READY: 503, ErrorCode.INTERNAL: 500}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: The admin page at ``/``: one self-contained file (no CDN) that reads
+#: ``/v1/cluster`` once a second.
+ADMIN_PAGE = resources.files(__package__).joinpath("admin.html").read_bytes()
 
 
 class HttpFrontEnd:
@@ -69,12 +76,14 @@ class HttpFrontEnd:
                  cluster_nodes: Callable[[], Awaitable[list[dict[str, Any]]]]) -> None:
         self._registry = registry
         self._calls = stats.calls
+        self._latencies = stats.latencies
         self._guard = guard
         self._info = info
         self._cluster_nodes = cluster_nodes
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
+        app.router.add_get("/", self._guarded(self.admin_page))
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self._guarded(self.metrics))
         app.router.add_get("/v1/cluster", self._guarded(self.cluster))
@@ -120,10 +129,16 @@ class HttpFrontEnd:
         spec = self._registry.get(verb)
         assert spec is not None, verb
         self._calls[verb] += 1
+        began = time.perf_counter()
         outcome = spec.handler(items)
+        timed(self._latencies, "http", verb, began, outcome)
         return await outcome if isinstance(outcome, Awaitable) else outcome
 
     # -- routes -----------------------------------------------------------------
+
+    async def admin_page(self, request: web.Request, session: Session) -> web.Response:
+        return web.Response(body=ADMIN_PAGE, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
 
     async def health(self, request: web.Request) -> web.Response:
         fields = dict(self._info())
@@ -131,7 +146,7 @@ class HttpFrontEnd:
                                   "peers": int(fields.get("peers", "0"))})
 
     async def metrics(self, request: web.Request, session: Session) -> web.Response:
-        return web.Response(body=metrics_text(self._info()),
+        return web.Response(body=metrics_text(self._info(), self._latencies),
                             content_type="text/plain", charset="utf-8",
                             headers={"X-Prometheus-Format": "0.0.4"})
 

@@ -55,6 +55,7 @@ from olivia.protocols.frontend import (
     Pending,
     is_loopback,
     result_of,
+    timed,
 )
 from olivia.protocols.line.escaping import show
 from olivia.protocols.resp.fastpath import RespFastPath
@@ -123,6 +124,7 @@ class RespFrontEnd:
         self.client_name: bytes | None = None
         self._registry = protocol.registry
         self._calls = protocol.stats.calls
+        self._latencies = protocol.stats.latencies
         self._keyspace = protocol.keyspace
         # Until the connection may use every command (AUTH, protected mode),
         # every command takes the general path, which checks it.
@@ -140,6 +142,7 @@ class RespFrontEnd:
         fast_get = self._fast_get
         resp3 = self.encoder.version == 3
         end = len(frames)
+        start = index
         fast = 0
         reply: Any = None
         while index < end and budget > 0:
@@ -148,7 +151,12 @@ class RespFrontEnd:
             reply = None
             if handler is not None and (not reads_only or handler == self._fast_read):
                 try:
-                    reply = handler(frame, resp3)
+                    if index != start:
+                        reply = handler(frame, resp3)
+                    else:  # the first of each read is timed (olivia.observe.latency)
+                        began = time.perf_counter()
+                        reply = handler(frame, resp3)
+                        timed(self._latencies, "resp", frame[0].upper().decode(), began, reply)
                 except ProtocolError as exc:
                     reply = error_of(exc)
                 if reply is not None:
@@ -182,7 +190,10 @@ class RespFrontEnd:
         try:
             if not command.before_auth:
                 self.protocol.guard.check(self.session, name, False)
-                return command.handler(self, frame[1:])
+                began = time.perf_counter()
+                outcome = command.handler(self, frame[1:])
+                timed(self._latencies, "resp", name, began, outcome)
+                return outcome
             reply = command.handler(self, frame[1:])
             if self.session.trusted:
                 self._fast_get = self.protocol.fast.handlers.get

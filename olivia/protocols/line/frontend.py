@@ -20,6 +20,7 @@ from olivia.core.keyspace import Keyspace
 from olivia.core.registry import Registry
 from olivia.core.requests import Admitted, Bye, Payload, Request
 from olivia.core.session import Guard, Session
+from olivia.observe.latency import TIME_EVERY
 from olivia.observe.stats import Stats
 from olivia.protocols.frontend import (
     BLOCKED,
@@ -123,6 +124,7 @@ class LineFrontEnd:
         self._stats = protocol.stats
         self._calls = protocol.stats.calls
         self._latencies = protocol.stats.latencies
+        self._reads_until_timed = 1  # a connection's first read is timed
         self.framer = LineFramer(protocol.max_line_bytes)
         self.peer = session.where  # host:port of the other end, for logs
 
@@ -149,6 +151,9 @@ class LineFrontEnd:
         fast_get = self._fast_get
         end = len(lines)
         start = index
+        # One read in TIME_EVERY has its first request timed (olivia.observe.latency).
+        timing = self._reads_until_timed == 1
+        self._reads_until_timed = TIME_EVERY if timing else self._reads_until_timed - 1
         while index < end and budget > 0:
             line = lines[index]
             verb, _, args = line.partition(b" ")
@@ -156,9 +161,10 @@ class LineFrontEnd:
             reply = None
             if handler is not None and (not reads_only or verb == b"GET"):
                 try:
-                    if index != start:
+                    if not timing:
                         reply = handler(args)
-                    else:  # the first of each read is timed (olivia.observe.latency)
+                    else:
+                        timing = False
                         began = perf_counter()
                         reply = handler(args)
                         timed(self._latencies, "line", verb.decode(), began, reply)
@@ -167,7 +173,8 @@ class LineFrontEnd:
                 except Exception as exc:
                     reply = self._internal_error(line, exc, b"")
             if reply is None:
-                reply = self._general(line, reads_only)
+                reply = self._general(line, reads_only, timing)
+                timing = False
             if type(reply) is bytes:
                 index += 1
                 if reply:
@@ -184,10 +191,10 @@ class LineFrontEnd:
         self._keyspace.end_batch()
         return index, budget, reply
 
-    def _general(self, line: bytes, reads_only: bool) -> Any:
+    def _general(self, line: bytes, reads_only: bool, timing: bool = False) -> Any:
         """Anything the fast path does not take: parse, check, execute."""
         tag = b""
-        began = perf_counter()
+        began = perf_counter() if timing else 0.0
         try:
             parsed = self._parse(line)
             if parsed is None:
@@ -213,8 +220,9 @@ class LineFrontEnd:
             return self._error(exc, exc.tag or tag)
         except Exception as exc:
             return self._internal_error(line, exc, tag)
-        timed(self._latencies, "line" if session.peer_name is None else "peer", spec.name,
-              began, outcome)
+        if timing:
+            timed(self._latencies, "line" if session.peer_name is None else "peer", spec.name,
+                  began, outcome)
         if isinstance(outcome, asyncio.Future):
             return Pending(outcome, lambda future: self._finish(request, tag, future),
                            spec.holds)

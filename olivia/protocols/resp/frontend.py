@@ -47,6 +47,7 @@ from olivia.core.requests import (
 )
 from olivia.core.session import Guard, Session
 from olivia.core.values import HEADER_BYTES
+from olivia.observe.latency import TIME_EVERY
 from olivia.observe.stats import Stats
 from olivia.protocols.frontend import (
     BLOCKED,
@@ -125,6 +126,7 @@ class RespFrontEnd:
         self._registry = protocol.registry
         self._calls = protocol.stats.calls
         self._latencies = protocol.stats.latencies
+        self._reads_until_timed = 1  # a connection's first read is timed
         self._keyspace = protocol.keyspace
         # Until the connection may use every command (AUTH, protected mode),
         # every command takes the general path, which checks it.
@@ -142,18 +144,21 @@ class RespFrontEnd:
         fast_get = self._fast_get
         resp3 = self.encoder.version == 3
         end = len(frames)
-        start = index
         fast = 0
         reply: Any = None
+        # One read in TIME_EVERY has its first request timed (olivia.observe.latency).
+        timing = self._reads_until_timed == 1
+        self._reads_until_timed = TIME_EVERY if timing else self._reads_until_timed - 1
         while index < end and budget > 0:
             frame = frames[index]
             handler = fast_get(frame[0])
             reply = None
             if handler is not None and (not reads_only or handler == self._fast_read):
                 try:
-                    if index != start:
+                    if not timing:
                         reply = handler(frame, resp3)
-                    else:  # the first of each read is timed (olivia.observe.latency)
+                    else:
+                        timing = False
                         began = time.perf_counter()
                         reply = handler(frame, resp3)
                         timed(self._latencies, "resp", frame[0].upper().decode(), began, reply)
@@ -162,7 +167,8 @@ class RespFrontEnd:
                 if reply is not None:
                     fast += 1
             if reply is None:
-                reply = self.execute(frame, reads_only)
+                reply = self.execute(frame, reads_only, timing)
+                timing = False
             if type(reply) is bytes:
                 index += 1
                 out(reply)
@@ -177,7 +183,7 @@ class RespFrontEnd:
         self._keyspace.end_batch()
         return index, budget, reply
 
-    def execute(self, frame: list[bytes], reads_only: bool) -> Reply:
+    def execute(self, frame: list[bytes], reads_only: bool, timing: bool = False) -> Reply:
         name = frame[0].upper().decode("ascii", "replace")
         command = COMMANDS.get(name)
         if command is None:
@@ -190,6 +196,8 @@ class RespFrontEnd:
         try:
             if not command.before_auth:
                 self.protocol.guard.check(self.session, name, False)
+                if not timing:
+                    return command.handler(self, frame[1:])
                 began = time.perf_counter()
                 outcome = command.handler(self, frame[1:])
                 timed(self._latencies, "resp", name, began, outcome)

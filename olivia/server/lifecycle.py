@@ -198,6 +198,10 @@ class NodeServer:
             ("pid", os.getpid()),
             ("event_loop", self.event_loop_name),
             ("max_line_bytes", self.config.max_line_bytes),
+            # Where this node's other ports listen (-1: off), so a peer can
+            # name them: OVO's topology (GET /ovo/cluster) lists HTTP ports.
+            ("resp_port", self.resp.port or -1),
+            ("http_port", self.http.port if self.http is not None else -1),
         ]
 
     def _redis_config(self) -> dict[bytes, bytes]:

@@ -10,7 +10,8 @@ Routes (docs/http.md):
 * ``GET /v1/cluster``: every node of the cluster and its figures;
 * ``GET /metrics``: the INFO fields in Prometheus's text format;
 * ``GET /health``: 200 while the node serves, with its peer count;
-* ``GET /``: the admin page (``admin.html``).
+* ``GET /``: the admin page (``admin.html``);
+* ``/ovo/...``: OVO's REST API (olivia.protocols.http.ovo).
 
 Keys in paths are percent-encoded bytes (``/v1/keys/a%2Fb``, ``%00``...),
 read from the raw path, so any key round-trips.  The password is the line
@@ -33,7 +34,6 @@ from urllib.parse import unquote_to_bytes
 from aiohttp import web
 
 from olivia.core.errors import (
-    ErrorCode,
     ProtocolError,
     WrongPassError,
 )
@@ -55,12 +55,8 @@ from olivia.core.values import HEADER_BYTES
 from olivia.observe.metrics import metrics_text
 from olivia.observe.stats import Stats
 from olivia.protocols.frontend import is_loopback, timed
-
-#: HTTP status of each core error code (the others: 400).
-STATUS = {ErrorCode.NOAUTH: 401, ErrorCode.WRONGPASS: 401, ErrorCode.DENIED: 403,
-          ErrorCode.OOM: 507, ErrorCode.NOTINT: 409, ErrorCode.NOKEY: 404,
-          ErrorCode.TOOMANY: 413, ErrorCode.REPLY_TOO_LARGE: 413,
-          ErrorCode.NOT_READY: 503, ErrorCode.INTERNAL: 500}
+from olivia.protocols.http.ovo import OvoRoutes
+from olivia.protocols.http.status import status_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -92,6 +88,7 @@ class HttpFrontEnd:
         for method in ("GET", "PUT", "DELETE"):
             app.router.add_route(method, "/v1/keys/{key:[\\s\\S]+}", self._guarded(self.key))
         app.router.add_post("/v1/counters/{key:[\\s\\S]+}", self._guarded(self.counter))
+        OvoRoutes(self._run, self._info, self._cluster_nodes).add_to(app, self._guarded)
         return app
 
     # -- access -----------------------------------------------------------------
@@ -118,7 +115,7 @@ class HttpFrontEnd:
         try:
             return await handler(request)
         except ProtocolError as exc:
-            status = STATUS.get(exc.code, 400)
+            status = status_of(exc.code)
             headers = {"WWW-Authenticate": 'Basic realm="olivia"'} if status == 401 else {}
             return web.json_response({"error": exc.message, "code": exc.code.value},
                                      status=status, headers=headers)

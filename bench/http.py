@@ -43,12 +43,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import ROOT, ServerError, ServerProcess, olivia_server, run_or_exit
+from bench.servers import (
+    ROOT,
+    ServerError,
+    ServerProcess,
+    cpu_seconds,
+    olivia_server,
+    run_or_exit,
+)
 
 CONNECTIONS = 50
 KEYSPACE = 10_000
 VALUE_BYTES = 16
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _HTTP_LISTENING = re.compile(r"HTTP listening on \S+:(\d+)")
 _WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 _WRK_P50 = re.compile(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -82,11 +88,6 @@ class Row:
     def median(self) -> Run:
         return sorted(self.runs, key=lambda run: run.rps)[len(self.runs) // 2]
 
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def measured(server: ServerProcess, argv: list[str], parse: Callable[[str], tuple[float, float]],

@@ -86,6 +86,7 @@ from bench.memory import DataSet, check_redis, load_redis, olivia_requests, redi
 from bench.servers import (  # noqa: E402
     ServerError,
     ServerProcess,
+    cpu_seconds,
     redis_binary,
     run_or_exit,
     start_olivia,
@@ -122,7 +123,6 @@ STOP_TIMEOUT = 5.0
 COUNTERS = ("keys", "replicated_keys", "repair_keys_sent", "repair_keys_received",
             "sync_bytes", "gossip_bytes", "gossip_messages", "handoff_keys")
 _LEVEL = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b")
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(Exception):
@@ -198,11 +198,6 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
             proc.wait(STOP_TIMEOUT)
 
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process so far (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 @dataclass

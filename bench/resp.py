@@ -32,7 +32,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.servers import ServerError, ServerProcess, olivia_server, redis_server, run_or_exit
+from bench.servers import (
+    ServerError,
+    ServerProcess,
+    cpu_seconds,
+    olivia_server,
+    redis_server,
+    run_or_exit,
+)
 
 REQUESTS = 200_000
 ROUNDS = 3
@@ -40,7 +47,6 @@ TESTS = ("set", "get")
 DEPTHS = (1, 16)
 CLIENTS = 50
 KEYSPACE = 100_000
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -62,11 +68,6 @@ class Row:
     def median(self) -> Run:
         return sorted(self.runs, key=lambda run: run.rps)[len(self.runs) // 2]
 
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def run_benchmark(binary: str, server: ServerProcess, port: int, test: str, depth: int,

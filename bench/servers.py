@@ -75,6 +75,12 @@ def free_port(host: str = HOST) -> int:
         return port
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (/proc/PID/stat), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_status_bytes(pid: int, name: str) -> int:
     """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM) in bytes."""
     text = Path(f"/proc/{pid}/status").read_text()

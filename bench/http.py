@@ -214,7 +214,8 @@ def table(rows: Sequence[Row]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.http")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds a run")
+    parser.add_argument("--duration", type=int, default=5,
+                        help="whole seconds a run (wrk takes no fractions)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:

@@ -22,6 +22,7 @@ from tests.helpers import (
     DEADLINE,
     OliviaProcess,
     config_flag,
+    no_replicas,
     running_cluster,
     running_node,
     wait_until,
@@ -179,8 +180,8 @@ def test_metrics_has_a_latency_histogram_per_port_and_verb() -> None:
     assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == 5
 
 
-def test_cluster_lists_every_node() -> None:
-    with running_cluster(3, "--http-port", "0") as cluster:
+def test_cluster_lists_every_node(tmp_path: Path) -> None:
+    with running_cluster(3, "--http-port", "0", *no_replicas(tmp_path)) as cluster:
         http = Http(cluster.nodes[0])
         status, body = http.json("GET", "/v1/cluster")
         assert status == 200 and isinstance(body, dict)
@@ -188,6 +189,16 @@ def test_cluster_lists_every_node() -> None:
         assert [n["state"] for n in nodes] == ["self", "alive", "alive"]
         assert {n["name"] for n in nodes} == {"n1", "n2", "n3"}
         assert all(int(n["info"]["peers"]) == 2 for n in nodes)
+        assert Http(cluster.nodes[1])("PUT", "/v1/keys/far", b"away")[0] == 204
+        wait_until(lambda: http("GET", "/v1/keys/far")[0] == 200)  # once n2's filter arrived
+        _, body = http.json("GET", "/v1/cluster")
+        assert isinstance(body, dict)
+        me, *_ = body["nodes"]
+        assert me["keys"] == 0 and me["used_memory"] > 0 and me["remote_lookups"] >= 1
+        assert 0 < me["probes_per_lookup"] <= 2 and 0 <= me["bloom_fp_estimate"] < 1
+        holder = next(n for n in body["nodes"] if n["name"] == "n2")
+        assert holder["keys"] == 1 and isinstance(holder["bloom_fill"], float)
+        assert sum(n["keys"] for n in body["nodes"]) == 1
 
 
 def test_the_password_as_basic_or_bearer(tmp_path: Path) -> None:

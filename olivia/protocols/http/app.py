@@ -148,7 +148,9 @@ class HttpFrontEnd:
                             headers={"X-Prometheus-Format": "0.0.4"})
 
     async def cluster(self, request: web.Request, session: Session) -> web.Response:
-        return web.json_response({"nodes": await self._cluster_nodes()})
+        nodes = await self._cluster_nodes()
+        return web.json_response({"nodes": [{**node, **node_figures(node.get("info"))}
+                                            for node in nodes]})
 
     async def key(self, request: web.Request, session: Session) -> web.Response:
         key = _key_of(request)
@@ -221,6 +223,38 @@ def _where(peer: str) -> tuple[str, bool]:
     (cached: parsing the address each request cost 5% of a GET)."""
     where = f"{peer}:0" if ":" not in peer else f"[{peer}]:0"
     return where, is_loopback(where)
+
+
+#: INFO fields lifted to the top of each ``/v1/cluster`` node, as numbers.
+NODE_FIGURES = ("keys", "used_memory", "used_memory_dataset", "bloom_fill",
+                "bloom_fp_estimate", "remote_lookups", "remote_probes")
+
+
+def node_figures(info: dict[str, Any] | None) -> dict[str, float | int | None]:
+    """The figures an operator compares across nodes, from one node's INFO
+    (None for a node that did not answer): ``probes_per_lookup`` is
+    remote_probes / remote_lookups, how many peers a miss asked on average."""
+    if info is None:
+        return {name: None for name in (*NODE_FIGURES, "probes_per_lookup")}
+    figures: dict[str, float | int | None] = {}
+    for name in NODE_FIGURES:
+        figures[name] = _figure(info.get(name))
+    lookups, probes = figures["remote_lookups"], figures["remote_probes"]
+    figures["probes_per_lookup"] = (round(probes / lookups, 3)
+                                    if lookups and probes is not None else 0.0)
+    return figures
+
+
+def _figure(text: object) -> float | int | None:
+    if text is None:
+        return None
+    try:
+        return int(str(text))
+    except ValueError:
+        try:
+            return float(str(text))
+        except ValueError:
+            return None
 
 
 def _key_of(request: web.Request) -> bytes:
